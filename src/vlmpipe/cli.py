@@ -1,0 +1,128 @@
+"""The ``vlmpipe`` command line. Exit codes: 0 completed, 1 completed with failed items, 2 could not start."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from .config import ConfigError
+from .dataset import DatasetError
+
+app = typer.Typer(
+    help="Evaluate vision-language models that turn support screenshots into user requests.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+RunDir = Annotated[Path, typer.Argument(help="A run directory (runs/<name>).", exists=True, file_okay=False)]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
+
+
+def _fail_start(message: str) -> None:
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, markup=True)
+    raise typer.Exit(2)
+
+
+def _ranking_table(summary: dict[str, Any]) -> Table:
+    table = Table(title=f"run {summary['run']['name']}: {summary['run']['items']} items × "
+                        f"{summary['run']['repeats']} repeats")
+    cols = [("model", None), ("n", "n"), ("errors", "n_errors"), ("latency p50 s", "latency_s.p50"),
+            ("chars", "length_chars_mean"), ("chars/s", "chars_per_s_mean"), ("chrF", "chrf_mean"),
+            ("ROUGE-1", "rouge1_f_mean"), ("fact recall", "fact_recall_mean"),
+            ("judge ratio", "judge.ratio_mean")]
+    shown = [c for c in cols if c[1] is None or any(_get(m, c[1]) is not None
+                                                    for m in summary["models"].values())]
+    for title, _ in shown:
+        table.add_column(title, justify="left" if title == "model" else "right")
+    for name, m in summary["models"].items():
+        cells = []
+        for _title, path in shown:
+            if path is None:
+                cells.append(name)
+                continue
+            v = _get(m, path)
+            cells.append("—" if v is None else f"{v:.3f}" if isinstance(v, float) else str(v))
+        table.add_row(*cells)
+    return table
+
+
+def _get(d: dict[str, Any], path: str) -> Any:
+    cur: Any = d
+    for part in path.split("."):
+        if not isinstance(cur, dict):
+            return None
+        cur = cur.get(part)
+    return cur
+
+
+def _finish(result: Any) -> None:
+    console.print(_ranking_table(result.summary))
+    report_dir = result.report_dir
+    index = report_dir / "index.html"
+    console.print(f"report: {index if index.exists() else report_dir / 'summary.json'}")
+    raise typer.Exit(result.exit_code)
+
+
+@app.command()
+def run(config: Annotated[Path, typer.Argument(help="The run's YAML config.")], quiet: Quiet = False) -> None:
+    """Run every stage of CONFIG: generate, score, judge, report. Finished work is reused."""
+    from .pipeline import run as run_pipeline
+
+    try:
+        result = run_pipeline(config, show_progress=not quiet)
+    except (ConfigError, DatasetError) as err:
+        _fail_start(str(err))
+    _finish(result)
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option(help="Folder for run directories.")] = Path("runs"),
+    quiet: Quiet = False,
+) -> None:
+    """Run the bundled offline demo (OCR baseline on synthetic screenshots)."""
+    from .demo import demo_config
+    from .pipeline import run as run_pipeline
+
+    result = run_pipeline(demo_config(out), show_progress=not quiet)
+    _finish(result)
+
+
+@app.command()
+def score(run_dir: RunDir, quiet: Quiet = False) -> None:
+    """Compute the metrics of an existing run (new metrics only) and re-write its report."""
+    from .pipeline import score as score_pipeline
+
+    try:
+        result = score_pipeline(run_dir, show_progress=not quiet)
+    except ConfigError as err:
+        _fail_start(str(err))
+    _finish(result)
+
+
+@app.command()
+def report(run_dir: RunDir) -> None:
+    """Re-write the report of an existing run from its store."""
+    from .pipeline import report as report_pipeline
+
+    try:
+        result = report_pipeline(run_dir)
+    except ConfigError as err:
+        _fail_start(str(err))
+    _finish(result)
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,127 @@
+"""The pipeline: prepare → generate → references → score → judge → report, over one run directory.
+
+The Python API mirrors the CLI: ``vlmpipe.run("config.yaml")`` does what ``vlmpipe run config.yaml`` does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .config import RunConfig, load_config
+from .dataset import Item, load_image, load_items
+from .generate import generate
+from .images import ImageError, PreparedImage
+from .plan import make_plan
+from .report import write_report
+from .scoring import score_run
+from .store import Store
+
+log = logging.getLogger("vlmpipe")
+
+EXIT_OK, EXIT_FAILED_ITEMS, EXIT_CANNOT_START = 0, 1, 2
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    summary: dict[str, Any]
+    exit_code: int
+    requests_made: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def report_dir(self) -> Path:
+        return self.run_dir / "report"
+
+
+def open_store(run_dir: Path) -> Store:
+    return Store(Path(run_dir) / "run.sqlite")
+
+
+def save_config(cfg: RunConfig, run_dir: Path) -> None:
+    """The resolved config beside the run: names of key variables, never their values."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    text = yaml.safe_dump(cfg.public_dict(), allow_unicode=True, sort_keys=False)
+    (run_dir / "config.yaml").write_text(text, encoding="utf-8")
+
+
+def load_run_config(run_dir: str | Path) -> RunConfig:
+    return load_config(Path(run_dir) / "config.yaml")
+
+
+def prepare_items(cfg: RunConfig, store: Store) -> dict[str, PreparedImage | str]:
+    """Load and normalise every item's image; a bad image fails its item, not the run."""
+    items: list[Item] = load_items(cfg.dataset)
+    root = Path(cfg.dataset.path)
+    images: dict[str, PreparedImage | str] = {}
+    rows = []
+    for it in items:
+        row: dict[str, Any] = {"id": it.id, "image": it.image, "user_message": it.user_message,
+                               "reference": it.reference, "facts": it.facts}
+        if it.is_url:
+            images[it.id] = it.image
+            row["image_sha"] = hashlib.sha256(it.image.encode()).hexdigest()
+        else:
+            try:
+                img = load_image(root, it, max_side=cfg.dataset.max_side)
+            except ImageError as err:
+                row["error"] = f"{it.image}: {err}"
+                log.warning("item %s: %s", it.id, row["error"])
+            else:
+                images[it.id] = img
+                row.update(image_sha=img.sha256, mime=img.mime, width=img.width, height=img.height)
+        rows.append(row)
+    store.put_items(rows)
+    return images
+
+
+def run(config: RunConfig | str | Path, *, show_progress: bool = True) -> RunResult:
+    """Run every stage of a config; finished generations are reused, never re-requested."""
+    cfg = config if isinstance(config, RunConfig) else load_config(config)
+    run_dir = Path(cfg.run_dir)
+    save_config(cfg, run_dir)
+    with open_store(run_dir) as store:
+        images = prepare_items(cfg, store)
+        plan = make_plan(cfg, store.items())
+        store.put_models(
+            [(m.name, "candidate", _spec_record(m)) for m in cfg.models]
+            + ([(cfg.references.model.name, "reference", _spec_record(cfg.references.model))]
+               if cfg.references.source == "model" and cfg.references.model else [])
+        )
+        store.set_plan((p.key, p.model, p.role, p.item, p.repeat) for p in plan)
+        made = generate(cfg, store, plan, images, show_progress=show_progress)
+        return finish(cfg, store, run_dir, requests_made=made, show_progress=show_progress)
+
+
+def finish(cfg: RunConfig, store: Store, run_dir: Path, *, requests_made: int = 0,
+           show_progress: bool = True) -> RunResult:
+    """The stages after generation: score and report."""
+    score_run(cfg, store, show_progress=show_progress)
+    summary = write_report(cfg, store, run_dir)
+    failed = summary["run"].get("items_failed", 0) or any(m["n_errors"] for m in summary["models"].values())
+    return RunResult(run_dir, summary, EXIT_FAILED_ITEMS if failed else EXIT_OK, requests_made)
+
+
+def _spec_record(spec: Any) -> dict[str, Any]:
+    return spec.model_dump(mode="json", exclude={"extra_body"}) | {"extra_body_keys": sorted(spec.extra_body)}
+
+
+def score(run_dir: str | Path, *, show_progress: bool = True) -> RunResult:
+    """Re-score and re-report an existing run (e.g. an imported one, or after adding a metric)."""
+    cfg = load_run_config(run_dir)
+    with open_store(Path(run_dir)) as store:
+        return finish(cfg, store, Path(run_dir), show_progress=show_progress)
+
+
+def report(run_dir: str | Path) -> RunResult:
+    """Re-write the report of an existing run from its store."""
+    cfg = load_run_config(run_dir)
+    with open_store(Path(run_dir)) as store:
+        summary = write_report(cfg, store, Path(run_dir))
+    return RunResult(Path(run_dir), summary, EXIT_OK)

@@ -1,0 +1,246 @@
+"""The OpenAI-compatible chat-completions provider (vLLM, SGLang, llama.cpp server, Ollama, OpenAI, proxies).
+
+Streams by default so that both time to first token (TTFT) and end-to-end latency are measured; records
+token usage when the server reports it and the arrival time of every content chunk (for TPOT and ITL).
+The whole request, stalls mid-stream included, is bounded by ``timeout_s``. Connection errors, 429 and 5xx
+are retried with exponential backoff, honouring ``Retry-After``. The API key is read from the environment
+variable the config names and never appears in errors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from typing import Any
+
+import httpx
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
+from tenacity.wait import wait_exponential_jitter
+
+from ..config import ModelSpec
+from .base import Generation, Request
+
+RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+
+
+class _Retryable(Exception):
+    def __init__(self, gen: Generation, retry_after: float | None = None) -> None:
+        super().__init__(gen.error)
+        self.gen = gen
+        self.retry_after = retry_after
+
+
+def _retry_after_seconds(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        from email.utils import parsedate_to_datetime
+
+        try:
+            return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+        except (TypeError, ValueError):
+            return None
+
+
+def _error_message(resp_text: str, limit: int = 300) -> str:
+    try:
+        body = json.loads(resp_text)
+        err = body.get("error", body) if isinstance(body, dict) else body
+        msg = err.get("message") if isinstance(err, dict) else None
+        text = str(msg or err)
+    except (json.JSONDecodeError, AttributeError):
+        text = resp_text
+    text = " ".join(text.split())
+    return text[:limit] + ("…" if len(text) > limit else "")
+
+
+def build_messages(spec: ModelSpec, request: Request) -> list[dict[str, Any]]:
+    """System instruction plus the screenshot (and the user message when set)."""
+    image_part = {"type": "image_url", "image_url": {"url": request.image_url}}
+    if spec.system_prompt_as_user:
+        text = request.system_prompt + (f"\n\n{request.user_message}" if request.user_message else "")
+        return [{"role": "user", "content": [{"type": "text", "text": text}, image_part]}]
+    user: list[dict[str, Any]] = []
+    if request.user_message:
+        user.append({"type": "text", "text": request.user_message})
+    user.append(image_part)
+    return [{"role": "system", "content": request.system_prompt}, {"role": "user", "content": user}]
+
+
+class OpenAICompatProvider:
+    def __init__(self, spec: ModelSpec, *, client: httpx.AsyncClient | None = None) -> None:
+        self.spec = spec
+        self._api_key = os.environ.get(spec.api_key_env, "") if spec.api_key_env else ""
+        headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
+        self._client = client or httpx.AsyncClient(
+            base_url=spec.base_url.rstrip("/") + "/",
+            headers=headers,
+            timeout=httpx.Timeout(spec.timeout_s, connect=spec.connect_timeout_s),
+            limits=httpx.Limits(max_connections=256, max_keepalive_connections=64),
+        )
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    def _redact(self, text: str) -> str:
+        return text.replace(self._api_key, "***") if self._api_key else text
+
+    def payload(self, request: Request) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "model": self.spec.model_id,
+            "messages": build_messages(self.spec, request),
+            "temperature": self.spec.temperature,
+            "max_tokens": self.spec.max_tokens,
+            "stream": self.spec.stream,
+        }
+        if self.spec.stream:
+            body["stream_options"] = {"include_usage": True}
+        body.update(self.spec.extra_body)
+        return body
+
+    def _wait(self, state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, _Retryable) and exc.retry_after is not None:
+            return min(exc.retry_after, self.spec.max_retry_after_s)
+        base = self.spec.retry_backoff_s
+        return wait_exponential_jitter(initial=base, max=max(base, 30.0), jitter=base / 2)(state)
+
+    async def generate(self, request: Request) -> Generation:
+        attempts = 0
+        try:
+            async for attempt in AsyncRetrying(
+                stop=stop_after_attempt(self.spec.max_retries + 1),
+                wait=self._wait,
+                retry=retry_if_exception_type(_Retryable),
+                reraise=True,
+            ):
+                with attempt:
+                    attempts += 1
+                    gen = await self._attempt(request)
+                    gen.attempts = attempts
+                    return gen
+        except _Retryable as exc:
+            exc.gen.attempts = attempts
+            return exc.gen
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _attempt(self, request: Request) -> Generation:
+        t0 = time.perf_counter()
+        try:
+            async with asyncio.timeout(self.spec.timeout_s):
+                if self.spec.stream:
+                    gen = await self._stream(request, t0)
+                else:
+                    gen = await self._once(request, t0)
+        except TimeoutError:
+            return Generation(
+                error=f"no complete answer within {self.spec.timeout_s:g} s",
+                error_kind="timeout",
+                latency_s=time.perf_counter() - t0,
+            )
+        except httpx.TimeoutException as err:
+            return Generation(
+                error=f"timed out ({err.__class__.__name__})", error_kind="timeout",
+                latency_s=time.perf_counter() - t0,
+            )
+        except (httpx.TransportError, httpx.RemoteProtocolError) as err:
+            gen = Generation(
+                error=self._redact(f"connection failed: {err.__class__.__name__}: {err}"[:300]),
+                error_kind="connection",
+                latency_s=time.perf_counter() - t0,
+            )
+            raise _Retryable(gen) from None
+        return gen
+
+    def _http_error(self, resp: httpx.Response, text: str, t0: float) -> Generation:
+        gen = Generation(
+            error=self._redact(f"HTTP {resp.status_code}: {_error_message(text)}"),
+            error_kind=f"http_{resp.status_code}",
+            latency_s=time.perf_counter() - t0,
+        )
+        if resp.status_code in RETRYABLE_STATUS:
+            raise _Retryable(gen, _retry_after_seconds(resp.headers.get("retry-after")))
+        return gen
+
+    @staticmethod
+    def _finish(gen: Generation, text: str, refusal: str) -> Generation:
+        if refusal and not text.strip():
+            gen.error, gen.error_kind = f"the model refused: {refusal[:200]}", "refusal"
+        elif not text.strip():
+            gen.error, gen.error_kind = "empty answer", "empty"
+        gen.text = text
+        return gen
+
+    async def _once(self, request: Request, t0: float) -> Generation:
+        resp = await self._client.post("chat/completions", json=self.payload(request))
+        body_text = resp.text
+        if resp.status_code != 200:
+            return self._http_error(resp, body_text, t0)
+        latency = time.perf_counter() - t0
+        try:
+            body = json.loads(body_text)
+            message = body["choices"][0]["message"]
+            text = message.get("content") or ""
+            refusal = message.get("refusal") or ""
+        except (json.JSONDecodeError, KeyError, IndexError, TypeError, AttributeError):
+            return Generation(error=f"malformed response: {body_text[:200]!r}", error_kind="bad_response",
+                              latency_s=latency)
+        usage = body.get("usage") or {}
+        gen = Generation(latency_s=latency, prompt_tokens=usage.get("prompt_tokens"),
+                         completion_tokens=usage.get("completion_tokens"))
+        return self._finish(gen, text, refusal)
+
+    async def _stream(self, request: Request, t0: float) -> Generation:
+        parts: list[str] = []
+        refusal: list[str] = []
+        times: list[float] = []
+        usage: dict[str, Any] = {}
+        finished = done = False
+        async with self._client.stream("POST", "chat/completions", json=self.payload(request)) as resp:
+            if resp.status_code != 200:
+                return self._http_error(resp, (await resp.aread()).decode("utf-8", "replace"), t0)
+            async for line in resp.aiter_lines():
+                if not line.startswith("data:"):
+                    continue
+                data = line[5:].strip()
+                if data == "[DONE]":
+                    done = True
+                    break
+                try:
+                    chunk = json.loads(data)
+                except json.JSONDecodeError:
+                    return Generation(error=f"malformed stream chunk: {data[:200]!r}", error_kind="bad_response",
+                                      latency_s=time.perf_counter() - t0)
+                if not isinstance(chunk, dict):
+                    continue
+                if "error" in chunk:
+                    return Generation(error=self._redact(f"server error in stream: {_error_message(data)}"),
+                                      error_kind="stream_error", latency_s=time.perf_counter() - t0)
+                if chunk.get("usage"):
+                    usage = chunk["usage"]
+                for choice in chunk.get("choices") or []:
+                    delta = choice.get("delta") or {}
+                    if delta.get("content"):
+                        times.append(time.perf_counter() - t0)
+                        parts.append(delta["content"])
+                    if delta.get("refusal"):
+                        refusal.append(delta["refusal"])
+                    if choice.get("finish_reason"):
+                        finished = True
+        latency = time.perf_counter() - t0
+        gen = Generation(
+            latency_s=latency,
+            ttft_s=times[0] if times else None,
+            prompt_tokens=usage.get("prompt_tokens"),
+            completion_tokens=usage.get("completion_tokens"),
+            token_times=times,
+        )
+        if not (done or finished):
+            gen.text = "".join(parts)
+            gen.error, gen.error_kind = "stream ended before the answer was complete", "truncated"
+            return gen
+        return self._finish(gen, "".join(parts), "".join(refusal))

@@ -1,0 +1,70 @@
+"""The score stage: runs every enabled, available metric over the run's successful generations.
+
+Results are cached in the store per generation and metric; a metric is re-run only for rows it has not
+scored, or for all rows when its version (scorer, settings, references) changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from . import metrics as _metrics  # noqa: F401  (registers the built-in metrics)
+from .config import ConfigError, RunConfig
+from .metrics.base import REGISTRY, Metric, ScoreContext
+from .progress import progress_bar
+from .store import Store
+
+
+def enabled_metrics(cfg: RunConfig) -> list[Metric]:
+    names = cfg.metrics.enabled
+    if names is None:
+        names = [n for n, cls in REGISTRY.items() if cls.default_enabled]
+    unknown = [n for n in names if n not in REGISTRY]
+    if unknown:
+        raise ConfigError(f"metrics.enabled: unknown metric(s) {unknown}; known: {sorted(REGISTRY)}")
+    return [REGISTRY[n]() for n in names]
+
+
+def _references_hash(items: dict[str, dict[str, Any]]) -> str:
+    payload = json.dumps(
+        sorted((k, v.get("reference"), v.get("facts")) for k, v in items.items()), ensure_ascii=False
+    )
+    return hashlib.sha256(payload.encode()).hexdigest()[:12]
+
+
+def score_run(cfg: RunConfig, store: Store, *, show_progress: bool = True) -> dict[str, str]:
+    """Score the current plan's generations; returns ``{column: why unavailable}``."""
+    rows = [r for r in store.generations() if r["error"] is None and r["text"] is not None]
+    items = {i["id"]: i for i in store.items()}
+    ctx = ScoreContext(cfg=cfg, items=items, store=store)
+    unavailable: dict[str, str] = {}
+    refs_hash = _references_hash(items)
+    for metric in enabled_metrics(cfg):
+        why = metric.unavailable(ctx)
+        if why:
+            for col in metric.columns:
+                unavailable[col] = why
+            continue
+        version = metric.version(ctx)
+        if metric.needs & {"reference", "facts"}:
+            version += f"+refs:{refs_hash}"
+        meta_key = f"metric_version:{metric.name}"
+        if store.get_meta(meta_key) != version:
+            todo = rows
+        else:
+            done = set.intersection(*(store.scored_keys(c) for c in metric.columns))
+            todo = [r for r in rows if r["key"] not in done]
+        if todo:
+            with progress_bar(f"score {metric.name}", len(todo), enabled=show_progress) as advance:
+                results = metric.score(todo, ctx)
+                advance(len(todo))
+            store.put_scores(
+                (row["key"], col, value, detail)
+                for row, result in zip(todo, results, strict=True)
+                for col, (value, detail) in result.items()
+            )
+        store.set_meta(meta_key, version)
+    store.set_meta("unavailable", unavailable)
+    return unavailable

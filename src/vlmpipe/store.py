@@ -1,0 +1,201 @@
+"""The run store: ``run.sqlite``, the source of truth of a run.
+
+Every generation row is keyed by what produced it (model, item, repeat, image bytes, prompt, sampling
+parameters), written in its own transaction as soon as it finishes, and never duplicated: a killed run
+loses at most the requests in flight, and a re-run skips what is done. The ``plan`` table holds the keys
+of the current config, so reports show exactly the current run even when older rows remain.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+SCHEMA = [
+    """CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS items (
+        id TEXT PRIMARY KEY, image TEXT NOT NULL, image_sha TEXT, mime TEXT, width INTEGER, height INTEGER,
+        user_message TEXT NOT NULL DEFAULT '', reference TEXT, facts TEXT NOT NULL DEFAULT '[]',
+        error TEXT, ocr_text TEXT, position INTEGER NOT NULL DEFAULT 0)""",
+    """CREATE TABLE IF NOT EXISTS models (
+        name TEXT PRIMARY KEY, role TEXT NOT NULL, spec TEXT NOT NULL, info TEXT NOT NULL DEFAULT '{}',
+        position INTEGER NOT NULL DEFAULT 0)""",
+    """CREATE TABLE IF NOT EXISTS generations (
+        key TEXT PRIMARY KEY, model TEXT NOT NULL, role TEXT NOT NULL, item TEXT NOT NULL,
+        repeat INTEGER NOT NULL, text TEXT, error TEXT, error_kind TEXT,
+        latency_s REAL, ttft_s REAL, prompt_tokens INTEGER, completion_tokens INTEGER,
+        token_times TEXT, created_at REAL NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS plan (
+        key TEXT PRIMARY KEY, model TEXT NOT NULL, role TEXT NOT NULL, item TEXT NOT NULL,
+        repeat INTEGER NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS scores (
+        key TEXT NOT NULL, metric TEXT NOT NULL, value REAL, detail TEXT,
+        PRIMARY KEY (key, metric))""",
+]
+
+GENERATION_FIELDS = (
+    "key", "model", "role", "item", "repeat", "text", "error", "error_kind", "latency_s", "ttft_s",
+    "prompt_tokens", "completion_tokens", "token_times", "created_at",
+)
+
+
+class Store:
+    """A thin typed layer over SQLite (WAL mode, one transaction per write)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        self.conn.row_factory = sqlite3.Row
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA synchronous=NORMAL")
+        self.conn.execute("PRAGMA busy_timeout=30000")
+        for ddl in SCHEMA:
+            self.conn.execute(ddl)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    # --- meta -------------------------------------------------------------------------------------
+    def set_meta(self, key: str, value: Any) -> None:
+        with self.transaction() as c:
+            c.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(value, ensure_ascii=False)))
+
+    def get_meta(self, key: str, default: Any = None) -> Any:
+        row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return json.loads(row[0]) if row else default
+
+    # --- items ------------------------------------------------------------------------------------
+    def put_items(self, rows: Iterable[dict[str, Any]]) -> None:
+        with self.transaction() as c:
+            for pos, r in enumerate(rows):
+                c.execute(
+                    "INSERT OR REPLACE INTO items (id, image, image_sha, mime, width, height, user_message,"
+                    " reference, facts, error, position) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                    (r["id"], r["image"], r.get("image_sha"), r.get("mime"), r.get("width"), r.get("height"),
+                     r.get("user_message") or "", r.get("reference"),
+                     json.dumps(r.get("facts") or [], ensure_ascii=False), r.get("error"), pos),
+                )
+
+    def items(self) -> list[dict[str, Any]]:
+        rows = self.conn.execute("SELECT * FROM items ORDER BY position").fetchall()
+        out = []
+        for r in rows:
+            d = dict(r)
+            d["facts"] = json.loads(d["facts"] or "[]")
+            out.append(d)
+        return out
+
+    def set_reference(self, item: str, text: str | None) -> None:
+        with self.transaction() as c:
+            c.execute("UPDATE items SET reference = ? WHERE id = ?", (text, item))
+
+    # --- models -----------------------------------------------------------------------------------
+    def put_models(self, models: Iterable[tuple[str, str, dict[str, Any]]]) -> None:
+        with self.transaction() as c:
+            c.execute("DELETE FROM models WHERE name NOT IN (SELECT DISTINCT model FROM plan)")
+            for pos, (name, role, spec) in enumerate(models):
+                c.execute(
+                    "INSERT INTO models (name, role, spec, position) VALUES (?,?,?,?) ON CONFLICT(name) DO "
+                    "UPDATE SET role=excluded.role, spec=excluded.spec, position=excluded.position",
+                    (name, role, json.dumps(spec, ensure_ascii=False), pos),
+                )
+
+    def update_model_info(self, name: str, info: dict[str, Any]) -> None:
+        current = self.model_info(name)
+        current.update(info)
+        with self.transaction() as c:
+            c.execute("UPDATE models SET info = ? WHERE name = ?", (json.dumps(current, ensure_ascii=False), name))
+
+    def model_info(self, name: str) -> dict[str, Any]:
+        row = self.conn.execute("SELECT info FROM models WHERE name = ?", (name,)).fetchone()
+        return json.loads(row[0]) if row else {}
+
+    def models(self) -> list[dict[str, Any]]:
+        rows = self.conn.execute("SELECT * FROM models ORDER BY position").fetchall()
+        return [{**dict(r), "spec": json.loads(r["spec"]), "info": json.loads(r["info"])} for r in rows]
+
+    # --- plan and generations ---------------------------------------------------------------------
+    def set_plan(self, rows: Iterable[tuple[str, str, str, str, int]]) -> None:
+        """Replace the plan with ``(key, model, role, item, repeat)`` rows."""
+        with self.transaction() as c:
+            c.execute("DELETE FROM plan")
+            c.executemany("INSERT OR REPLACE INTO plan VALUES (?,?,?,?,?)", list(rows))
+
+    def finished_keys(self) -> set[str]:
+        """Keys of generations that completed without error (a re-run skips them)."""
+        return {r[0] for r in self.conn.execute("SELECT key FROM generations WHERE error IS NULL")}
+
+    def put_generation(self, row: dict[str, Any]) -> None:
+        values = dict(row)
+        values.setdefault("created_at", time.time())
+        if isinstance(values.get("token_times"), list):
+            values["token_times"] = json.dumps(values["token_times"])
+        cols = ",".join(GENERATION_FIELDS)
+        marks = ",".join("?" for _ in GENERATION_FIELDS)
+        with self.transaction() as c:
+            c.execute(
+                f"INSERT OR REPLACE INTO generations ({cols}) VALUES ({marks})",
+                tuple(values.get(f) for f in GENERATION_FIELDS),
+            )
+
+    def generations(self, *, role: str | None = None, planned: bool = True) -> list[dict[str, Any]]:
+        """Generation rows of the current plan (or every stored row), in model, item and repeat order."""
+        sql = "SELECT g.* FROM generations g"
+        if planned:
+            sql += " JOIN plan p ON p.key = g.key"
+        sql += " LEFT JOIN models m ON m.name = g.model LEFT JOIN items i ON i.id = g.item"
+        args: list[Any] = []
+        if role:
+            sql += " WHERE g.role = ?"
+            args.append(role)
+        sql += " ORDER BY m.position, i.position, g.repeat"
+        out = []
+        for r in self.conn.execute(sql, args):
+            d = dict(r)
+            d["token_times"] = json.loads(d["token_times"]) if d["token_times"] else None
+            out.append(d)
+        return out
+
+    def count_generations(self) -> int:
+        return int(self.conn.execute("SELECT COUNT(*) FROM generations").fetchone()[0])
+
+    # --- scores -----------------------------------------------------------------------------------
+    def put_scores(self, rows: Iterable[tuple[str, str, float | None, Any]]) -> None:
+        """Store ``(generation key, metric, value, detail)``; detail is any JSON-able value."""
+        with self.transaction() as c:
+            c.executemany(
+                "INSERT OR REPLACE INTO scores VALUES (?,?,?,?)",
+                [(k, m, v, None if d is None else json.dumps(d, ensure_ascii=False)) for k, m, v, d in rows],
+            )
+
+    def scores(self) -> dict[str, dict[str, tuple[float | None, Any]]]:
+        """``{generation key: {metric: (value, detail)}}``."""
+        out: dict[str, dict[str, tuple[float | None, Any]]] = {}
+        for r in self.conn.execute("SELECT key, metric, value, detail FROM scores"):
+            out.setdefault(r[0], {})[r[1]] = (r[2], json.loads(r[3]) if r[3] is not None else None)
+        return out
+
+    def scored_keys(self, metric: str) -> set[str]:
+        return {r[0] for r in self.conn.execute("SELECT key FROM scores WHERE metric = ?", (metric,))}
