@@ -58,13 +58,25 @@ def score_run(cfg: RunConfig, store: Store, *, show_progress: bool = True) -> di
             todo = [r for r in rows if r["key"] not in done]
         if todo:
             with progress_bar(f"score {metric.name}", len(todo), enabled=show_progress) as advance:
+                reported = 0
+
+                def report(n: int = 1, _advance=advance) -> None:
+                    nonlocal reported
+                    reported += n
+                    _advance(n)
+
+                ctx.progress = report
                 results = metric.score(todo, ctx)
-                advance(len(todo))
+                ctx.progress = None
+                advance(max(0, len(todo) - reported))
             store.put_scores(
                 (row["key"], col, value, detail)
                 for row, result in zip(todo, results, strict=True)
                 for col, (value, detail) in result.items()
             )
         store.set_meta(meta_key, version)
+    enabled = {m.name: m for m in enabled_metrics(cfg)}
+    for name in REGISTRY:  # which scorer/checkpoint produced each metric, for summary.json
+        store.set_meta(f"metric_info:{name}", enabled[name].summary_info(ctx) if name in enabled else {})
     store.set_meta("unavailable", unavailable)
     return unavailable

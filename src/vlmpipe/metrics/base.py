@@ -10,6 +10,7 @@ reason — never a crash, never a silent zero.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
@@ -27,6 +28,7 @@ class ScoreContext:
     items: dict[str, dict[str, Any]]
     store: Any = None
     cache: dict[str, Any] = field(default_factory=dict)
+    progress: Callable[[int], None] | None = None  # advance(n): metrics that batch may report progress
 
     def settings(self, metric: str) -> dict[str, Any]:
         return dict(self.cfg.metrics.settings.get(metric, {}))
@@ -48,6 +50,10 @@ class Metric:
     def version(self, ctx: ScoreContext) -> str:
         """Identifies the scorer; a changed version re-scores the stored rows."""
         return "1"
+
+    def summary_info(self, ctx: ScoreContext) -> dict[str, Any]:
+        """Fields added to every model's summary (e.g. which scorer or checkpoint produced the numbers)."""
+        return {}
 
     def score(self, rows: list[dict[str, Any]], ctx: ScoreContext) -> list[dict[str, Score]]:
         raise NotImplementedError

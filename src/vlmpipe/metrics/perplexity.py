@@ -1,0 +1,147 @@
+"""``perplexity``: fluency of each generation under one configured scorer language model.
+
+Settings (``metrics.settings.perplexity``)::
+
+    backend: llama_cpp        # llama_cpp (default) | endpoint | hf
+    model_path: null          # llama_cpp: a .gguf (default: Gemma 3 270M Q4_K_M, assembled once per machine)
+                              # hf: a local causal-LM folder
+    base_url: null            # endpoint: OpenAI-compatible base URL ending in /v1
+    model: null               # endpoint: the served model's id (also names the scorer)
+    api_key_env: null         # endpoint: env var holding the key
+    batch_size: 16            # hf: texts per forward pass
+    concurrency: 2            # endpoint: requests in flight
+    n_ctx: 2048               # llama_cpp: context (texts are cut to it)
+
+The scorer's identity (``llama_cpp:<gguf name>``, ``endpoint:<model>``, ``hf:<folder>``) is part of the metric's
+version, so changing the scorer re-scores every row (numbers of different scorers never share a column), and it is
+written to summary.json as ``perplexity_scorer``.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .base import Metric, Score, ScoreContext, register
+from .lm_logprobs import EndpointScorer, HFCausalScorer, LlamaCppScorer, LogprobScorer, ScorerUnavailable, perplexity
+from .model_files import ModelFileUnavailable, default_gguf
+
+log = logging.getLogger("vlmpipe")
+
+DEFINITION = "v1:exp(-mean logprob of text tokens 2..N, BOS as context)"
+_CACHE_KEY = "perplexity.scorer"
+
+
+class PerplexitySettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    backend: Literal["llama_cpp", "endpoint", "hf"] = "llama_cpp"
+    model_path: Path | None = None
+    base_url: str | None = None
+    model: str | None = None
+    api_key_env: str | None = None
+    batch_size: int = Field(default=16, gt=0)
+    concurrency: int = Field(default=2, gt=0)
+    timeout_s: float = Field(default=60.0, gt=0)
+    n_ctx: int = Field(default=2048, ge=64)
+    n_threads: int | None = Field(default=None, gt=0)
+
+
+def _settings(ctx: ScoreContext) -> PerplexitySettings:
+    try:
+        return PerplexitySettings.model_validate(ctx.settings("perplexity"))
+    except ValidationError as err:
+        raise ScorerUnavailable(f"metrics.settings.perplexity is invalid: {err.errors()[0]['msg']} "
+                                f"at {'.'.join(map(str, err.errors()[0]['loc']))}") from None
+
+
+def scorer_identity(s: PerplexitySettings) -> str:
+    """The scorer's name from the settings alone (cheap; no model is loaded)."""
+    if s.backend == "endpoint":
+        return f"endpoint:{s.model}"
+    if s.backend == "hf":
+        return f"hf:{s.model_path.name if s.model_path else None}"
+    if s.model_path is not None:
+        return f"llama_cpp:{s.model_path.name}"
+    return "llama_cpp:gemma-3-270m-q4_k_m.gguf"
+
+
+def build_scorer(s: PerplexitySettings) -> LogprobScorer:
+    """Load (once) the configured scorer; raises :class:`ScorerUnavailable` with the reason."""
+    if s.backend == "endpoint":
+        if not s.base_url or not s.model:
+            raise ScorerUnavailable("backend endpoint needs metrics.settings.perplexity.base_url and .model")
+        scorer = EndpointScorer(s.base_url, s.model, api_key_env=s.api_key_env, timeout_s=s.timeout_s,
+                                concurrency=s.concurrency)
+        scorer.probe()
+        return scorer
+    if s.backend == "hf":
+        if s.model_path is None:
+            raise ScorerUnavailable("backend hf needs metrics.settings.perplexity.model_path (a causal-LM folder)")
+        return HFCausalScorer(s.model_path, batch_size=s.batch_size)
+    path = s.model_path
+    if path is None:
+        try:
+            path = default_gguf()
+        except ModelFileUnavailable as err:
+            raise ScorerUnavailable(str(err)) from None
+    return LlamaCppScorer(path, n_ctx=s.n_ctx, n_threads=s.n_threads)
+
+
+@register
+class PerplexityMetric(Metric):
+    name = "perplexity"
+    columns = ("perplexity",)
+    needs = frozenset({"model"})
+    summary_fields: ClassVar = {"perplexity_mean": ("perplexity", "mean")}
+
+    def _scorer(self, ctx: ScoreContext) -> LogprobScorer:
+        if _CACHE_KEY not in ctx.cache:
+            try:
+                ctx.cache[_CACHE_KEY] = build_scorer(_settings(ctx))
+            except ScorerUnavailable as err:
+                ctx.cache[_CACHE_KEY] = err
+        got = ctx.cache[_CACHE_KEY]
+        if isinstance(got, ScorerUnavailable):
+            raise got
+        return got
+
+    def unavailable(self, ctx: ScoreContext) -> str | None:
+        try:
+            self._scorer(ctx)
+        except ScorerUnavailable as err:
+            return f"perplexity: {err}"
+        return None
+
+    def version(self, ctx: ScoreContext) -> str:
+        try:
+            identity = scorer_identity(_settings(ctx))
+        except ScorerUnavailable:
+            identity = "invalid-settings"
+        return f"{DEFINITION}|{identity}"
+
+    def summary_info(self, ctx: ScoreContext) -> dict[str, Any]:
+        try:
+            return {"perplexity_scorer": scorer_identity(_settings(ctx))}
+        except ScorerUnavailable:
+            return {"perplexity_scorer": None}
+
+    def score(self, rows: list[dict[str, Any]], ctx: ScoreContext) -> list[dict[str, Score]]:
+        scorer = self._scorer(ctx)
+        texts = [r["text"] for r in rows]
+        try:
+            all_lp = scorer.token_logprobs(texts, progress=ctx.progress)
+        except Exception as err:  # a server that fails mid-run: leave rows unscored so a re-score retries them
+            log.warning("perplexity: scorer %s failed: %s (rows left unscored)", scorer.identity, err)
+            return [{} for _ in rows]
+        out: list[dict[str, Score]] = []
+        for lp in all_lp:
+            value = perplexity(lp)
+            detail = {"scorer": scorer.identity, "tokens": len(lp) if lp else 0}
+            if value is None:
+                detail["why"] = "fewer than two tokens"
+            out.append({"perplexity": (value, detail)})
+        return out
