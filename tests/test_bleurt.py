@@ -36,6 +36,7 @@ def test_port_checkpoint_scores_like_the_bert_it_was_written_from(tmp_path):
     with torch.no_grad():
         want = bert(**enc).logits[:, 0].tolist()
     assert enc["token_type_ids"].sum() > 0  # the candidate is segment B, as BLEURT expects
+    assert model.tok.unk_token_id not in enc["input_ids"].flatten().tolist()  # the vocab file was read
     assert got == pytest.approx(want, abs=1e-5)
 
 

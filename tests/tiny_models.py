@@ -8,8 +8,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-WORDS = ("не могу оплатить заказ картой карта заблокирована деньги вернуть когда возврат списали дважды "
-         "подписка промокод доставка опаздывает смс код приходит").split()
+WORDS = ["не", "могу", "оплатить", "заказ", "картой", "карта", "заблокирована", "деньги", "вернуть", "когда",
+         "возврат", "списали", "дважды", "подписка", "промокод", "доставка", "опаздывает", "смс", "код", "приходит"]
 SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
 
@@ -36,7 +36,7 @@ def tiny_bert_encoder(folder: Path, seed: int = 0) -> Path:
     from transformers import BertModel, BertTokenizerFast
 
     write_vocab(folder)
-    BertTokenizerFast(vocab_file=str(folder / "vocab.txt"), do_lower_case=True, model_max_length=64).save_pretrained(
+    BertTokenizerFast(str(folder / "vocab.txt"), do_lower_case=False, model_max_length=64).save_pretrained(
         folder)
     torch.manual_seed(seed)
     BertModel(bert_config()).save_pretrained(folder)
@@ -61,7 +61,7 @@ def tiny_bleurt_from_bert(folder: Path, seed: int = 0):
     from transformers import BertForSequenceClassification
 
     write_vocab(folder)
-    (folder / "tokenizer_config.json").write_text(json.dumps({"do_lower_case": True}))
+    (folder / "tokenizer_config.json").write_text(json.dumps({"do_lower_case": False}))  # uncased strips й
     torch.manual_seed(seed)
     bert = BertForSequenceClassification(bert_config(num_labels=1)).eval()
     state = {k.replace("bert.", "bleurt.", 1): v.contiguous() for k, v in bert.state_dict().items()}
@@ -78,7 +78,7 @@ def tiny_bleurt_projected(folder: Path, seed: int = 1) -> None:
     from transformers import RemBertConfig, RemBertForSequenceClassification
 
     write_vocab(folder)
-    (folder / "tokenizer_config.json").write_text(json.dumps({"do_lower_case": True}))
+    (folder / "tokenizer_config.json").write_text(json.dumps({"do_lower_case": False}))  # uncased strips й
     base = bert_config()
     torch.manual_seed(seed)
     model = RemBertForSequenceClassification(RemBertConfig(

@@ -56,7 +56,7 @@ def _load_tokenizer(path: Path, transformers: Any, max_length: int) -> Any:
             if tcfg.get(attr) and getattr(tok, attr, None) is None:
                 setattr(tok, attr, tcfg[attr])
     elif (path / "vocab.txt").is_file():
-        tok = transformers.BertTokenizerFast(vocab_file=str(path / "vocab.txt"), do_lower_case=lower)
+        tok = transformers.BertTokenizerFast(str(path / "vocab.txt"), do_lower_case=lower)  # positional: v4 and v5
     else:
         spm = sorted(path.glob("*.model"))
         if not spm:
