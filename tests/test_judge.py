@@ -331,3 +331,25 @@ def test_ratio_spread_is_zero_in_both_mode_only(tmp_path: Path, candidates) -> N
             per = model_judgements(store, judge_meta(store))[GOOD]
         spreads[mode] = float(np.std([j["candidate"] / j["reference"] for _, j in per]))
     assert spreads["both"] == pytest.approx(0.0, abs=1e-12) and spreads["random"] > 0.1
+
+
+def test_server_without_json_schema_support_is_asked_without_it(tmp_path: Path, candidates) -> None:
+    cfg = _generated_run(tmp_path, candidates.url)
+    cfg.concurrency = 1
+
+    def no_schema(_i: int, body: dict[str, Any]) -> Behavior:
+        if "response_format" in body:
+            return Behavior("status", status=400, text="response_format is not supported")
+        return Behavior()
+
+    with FakeOpenAIServer(responder=BiasedJudge(), behavior_fn=no_schema) as srv, open_store(cfg.run_dir) as store:
+        cfg.judge.model.base_url = srv.url  # type: ignore[union-attr]
+        out = judge_run(cfg, store, limit=3, show_progress=False)
+        assert out.judged == 3 and out.failed == 0
+        assert ["response_format" in b for b in srv.requests] == [True, False, False, False]
+    # extra_body: {response_format: null} never sends it
+    cfg.judge.model.extra_body = {"response_format": None}  # type: ignore[union-attr]
+    with FakeOpenAIServer(responder=BiasedJudge()) as srv, open_store(cfg.run_dir) as store:
+        cfg.judge.model.base_url = srv.url  # type: ignore[union-attr]
+        judge_run(cfg, store, limit=2, show_progress=False)
+        assert srv.requests and not any("response_format" in b for b in srv.requests)

@@ -113,11 +113,12 @@ def finish(cfg: RunConfig, store: Store, run_dir: Path, *, requests_made: int = 
         notes = _judge_notes(judge_run(cfg, store, images=images, show_progress=show_progress))
     summary = write_report(cfg, store, run_dir)
     failed = summary["run"].get("items_failed", 0) or any(m["n_errors"] for m in summary["models"].values())
+    failed = failed or any((m.get("judge") or {}).get("n_failed") for m in summary["models"].values())
     return RunResult(run_dir, summary, EXIT_FAILED_ITEMS if failed else EXIT_OK, requests_made, notes)
 
 
 def _judge_notes(outcome: JudgeOutcome) -> list[str]:
-    notes = [f"judge: {outcome.requested} request(s), {outcome.judged} judged, {outcome.failed} failed, "
+    notes = [f"judge: {outcome.requested} judgement(s) requested, {outcome.judged} judged, {outcome.failed} failed, "
              f"{outcome.already_done} already done; run cost ${outcome.cost_usd:.4f}"]
     if outcome.stopped:
         notes.append(f"judge stopped by --{outcome.stopped.replace('_', '-')}: {outcome.remaining} judgement(s) "

@@ -41,13 +41,14 @@ def combine(rows: list[dict[str, Any]], mode: str, seed: int, generation_key: st
         rows = [r for r in rows if r["candidate_position"] == wanted]
     ok = [r for r in rows if r["error"] is None]
     if not ok:
-        return {"status": "failed" if rows else "pending"}
+        return {"status": "failed" if rows else "pending", "all_rows": rows}
     by_pos = {r["candidate_position"]: r for r in ok}
     out: dict[str, Any] = {
         "status": "ok",
         "candidate": float(np.mean([r["candidate_score"] for r in ok])),
         "reference": float(np.mean([r["reference_score"] for r in ok])),
         "rows": ok,
+        "all_rows": rows,
     }
     if "A" in by_pos and "B" in by_pos:
         a, b = by_pos["A"], by_pos["B"]
@@ -76,7 +77,7 @@ def summarize(judged: list[tuple[str, dict[str, Any]]], *, mode: str, seed: int,
     ]
     consistency = [j["consistent"] for _, j in ok if "consistent" in j]
     bonus = [j["first_bonus"] for _, j in ok if "first_bonus" in j]
-    all_rows = [r for _, j in judged for r in j.get("rows", [])]
+    all_rows = [r for _, j in judged for r in j["all_rows"]]
     tokens_p = [r["prompt_tokens"] for r in all_rows if r.get("prompt_tokens") is not None]
     tokens_c = [r["completion_tokens"] for r in all_rows if r.get("completion_tokens") is not None]
     return {
@@ -147,7 +148,9 @@ def add_judge(cfg: RunConfig | None, store: Store, summary: dict[str, Any]) -> N
         models[name]["judge"] = block
         n_failed += block["n_failed"]
         if block["ratio_mean"] is None:
-            models[name].setdefault("unavailable", {})["judge"] = "no usable judgement for this model"
+            models[name].setdefault("unavailable", {})["judge"] = (
+                f"no usable judgement: {block['n_failed']} failed, {block['n_pending']} not judged yet, "
+                f"{block['n_reference_zero']} with reference score 0 (see report/judgements.csv)")
         pairs = [(item, j["candidate"] / j["reference"]) for item, j in per_model.get(name, [])
                  if j["status"] == "ok" and j["reference"] > 0]
         ratios[name] = ([r for _, r in pairs], [i for i, _ in pairs])
