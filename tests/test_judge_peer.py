@@ -59,6 +59,7 @@ def test_recorded_judgements_reproduce_published_ratios(peer_dir: Path, tmp_path
         assert j["ratio_mean"] == pytest.approx(ratio, abs=0.001), model
         lo, hi = j["ratio_ci95_naive"]
         assert (hi - lo) / 2 == pytest.approx(half, abs=0.002), model
+        assert round((hi - lo) / 2, 3) == half, model  # the sample std (ddof 1) rounds exactly to the peer's ±
         assert (lo + hi) / 2 == pytest.approx(j["ratio_mean"], abs=1e-9)
         # the cluster bootstrap interval is wider than the naive one, as the peer README reports (1.3–2×)
         clo, chi = j["ratio_ci95"]
