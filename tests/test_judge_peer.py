@@ -94,3 +94,17 @@ def test_recorded_judgements_are_idempotent_and_keep_raw(peer_dir: Path, tmp_pat
     assert any('"Reference_Score": 35' in r[1] for r in rows)
     assert store.conn.execute("SELECT COUNT(*) FROM judgements").fetchone()[0] == 400
     store.close()
+
+
+def test_recorded_judgements_accept_a_store_path_and_row_keys(peer_dir: Path, tmp_path: Path) -> None:
+    """The form the original-layout importer calls: the run.sqlite path and the (model, image, repeat) of each row."""
+    store, _cfg = _store_from_peer(peer_dir, tmp_path)
+    keys = [(g["model"], g["item"], g["repeat"]) for g in sorted(store.generations(), key=lambda g: int(g["key"][5:]))]
+    store.close()
+    assert import_recorded_judgements(tmp_path / "run.sqlite", peer_dir / "judgement_scores.xlsx", keys) == 400
+    with Store(tmp_path / "run.sqlite") as again:
+        n_ok = again.conn.execute("SELECT COUNT(*) FROM judgements WHERE error IS NULL").fetchone()[0]
+        first = again.conn.execute("SELECT candidate_score, reference_score FROM judgements j JOIN generations g "
+                                   "ON g.key = j.generation_key WHERE g.key = 'peer-0'").fetchone()
+    assert n_ok == 394
+    assert tuple(first) == (8.0, 9.0)  # row 2 of the workbook: Reference_Score 9, Candidate_Score 8

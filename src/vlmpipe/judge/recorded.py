@@ -43,12 +43,18 @@ def _text(value: Any) -> str | None:
     return str(value)
 
 
-def import_recorded_judgements(store: Store, xlsx_path: str | Path) -> int:
+def import_recorded_judgements(store: Store | str | Path, xlsx_path: str | Path,
+                               keys: list[tuple[str, str, int]] | None = None) -> int:
     """Store every row of ``judgement_scores.xlsx`` that matches a stored generation; returns how many.
 
-    Raises ``ValueError`` when a required column is missing. Sets the run's judge metadata to mode
-    ``recorded`` so that aggregation uses these rows.
+    ``store`` is an open :class:`Store` or the path of ``run.sqlite``. ``keys`` (optional): the
+    ``(model, image, repeat)`` of each row in file order, as the generations were imported; without it the
+    repeat is the row's order of appearance within its (model, Image). Raises ``ValueError`` when a required
+    column is missing. Sets the run's judge metadata to mode ``recorded`` so that aggregation uses these rows.
     """
+    if not isinstance(store, Store):
+        with Store(store) as opened:
+            return import_recorded_judgements(opened, xlsx_path, keys)
     path = Path(xlsx_path)
     frame = pd.read_excel(path)
     missing = [c for c in REQUIRED if c not in frame.columns]
@@ -66,6 +72,8 @@ def import_recorded_judgements(store: Store, xlsx_path: str | Path) -> int:
         model, item = str(rec["model_name"]), str(rec["Image"])
         repeat = seen.get((model, item), 0)
         seen[(model, item)] = repeat + 1
+        if keys is not None and len(keys) == len(frame) and keys[idx][:2] == (model, item):
+            repeat = int(keys[idx][2])
         gen = generations.get((model, item, repeat))
         if gen is None:
             unmatched += 1

@@ -161,7 +161,8 @@ async def _judge_one(cfg: RunConfig, client: JudgeClient, templates: JudgeTempla
     error: JudgeParseError | None = None
     gen = Generation()
     attempt = 0
-    for attempt in range(1, cfg.judge.max_attempts + 1):  # noqa: B007  (attempt is recorded below)
+    while attempt < cfg.judge.max_attempts:
+        attempt += 1
         gen = await client.ask(request)
         latency += gen.latency_s or 0.0
         if gen.prompt_tokens is not None or gen.completion_tokens is not None:
