@@ -117,7 +117,8 @@ def judge(
     run_dir: RunDir,
     max_cost: Annotated[float | None, typer.Option("--max-cost", min=0, help="Stop before the run's judge cost "
                                                    "(USD, earlier calls included) would exceed this.")] = None,
-    limit: Annotated[int | None, typer.Option("--limit", min=0, help="At most N judge requests now.")] = None,
+    limit: Annotated[int | None, typer.Option(
+        "--limit", min=0, help="At most N judgements now (one per generation and order).")] = None,
     quiet: Quiet = False,
 ) -> None:
     """Judge RUN's candidate answers against the references with the LLM judge (what is not judged yet)."""
