@@ -271,6 +271,11 @@ def test_cli_judge_command_and_not_configured_message(tmp_path: Path, candidates
     assert summary["judge_status"]["state"] == "not_configured"
     assert summary["models"][GOOD]["judge"] is None
     assert "VLMPIPE_JUDGE_BASE_URL" in summary["models"][GOOD]["unavailable"]["judge"]
+    # a run whose config has no judge cannot start the stage (exit 2) and says how to configure it
+    save_config(cfg.model_copy(update={"judge": cfg.judge.model_copy(update={"model": None, "enabled": False})}),
+                cfg.run_dir)
+    res = CliRunner().invoke(app, ["judge", str(cfg.run_dir), "-q"])
+    assert res.exit_code == 2 and "not configured" in res.output
     # write the config the run would have with a judge, then judge from the command line
     with FakeOpenAIServer(responder=BiasedJudge()) as judge_srv:
         cfg.judge.model.base_url = judge_srv.url  # type: ignore[union-attr]
