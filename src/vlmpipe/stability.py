@@ -16,7 +16,7 @@ With one repeat per item these are ``None`` and the summary says why.
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from itertools import combinations
 from typing import Any
 
@@ -32,8 +32,12 @@ def consistency(texts: list[str]) -> float | None:
     """Mean pairwise symmetric chrF++ (0–100) of the texts; ``None`` for fewer than two."""
     if len(texts) < 2:
         return None
-    pairs = [(chrf(a, b) + chrf(b, a)) / 2 if a != b else 100.0 for a, b in combinations(texts, 2)]
-    return float(np.mean(pairs))
+    counts = Counter(texts)  # identical repeats score 100 without calling chrF
+    n = len(texts)
+    total = sum(100.0 * c * (c - 1) / 2 for c in counts.values())
+    for (a, ca), (b, cb) in combinations(counts.items(), 2):
+        total += ca * cb * (chrf(a, b) + chrf(b, a)) / 2
+    return total / (n * (n - 1) / 2)
 
 
 def distinct_share(texts: list[str]) -> float | None:

@@ -6,8 +6,9 @@ an unrestricted detector calls «Оплата через Ozon Pay» Ukrainian an
 ``off_language`` is 0 — a short brand-heavy answer is never flagged. Otherwise ``language`` holds the ISO
 639-1 code as its detail (its value is ``None``: it is a label) and ``off_language`` is 1 when that code is
 not ``metrics.expected_language``. ``off_language_rate`` is the mean of ``off_language`` over all successful
-generations. Drift into Chinese is counted by ``non_ru_en_letters`` (letters module), whichever language
-lingua picks.
+generations. When lingua cannot decide, ``language`` is ``None`` with detail ``"undetermined"`` and
+``off_language`` is 0. Distinct texts are detected once, in parallel. Drift into Chinese is counted by
+``non_ru_en_letters`` (letters module), whichever language lingua picks.
 """
 
 from __future__ import annotations
@@ -81,12 +82,20 @@ class LanguageId(Metric):
 
     def score(self, rows: list[dict[str, Any]], ctx: ScoreContext) -> list[dict[str, Score]]:
         codes, expected = _codes(ctx), ctx.cfg.metrics.expected_language.lower()
+        min_letters = ctx.cfg.metrics.min_language_chars
+        judged = sorted({r["text"] for r in rows if len(LETTER.findall(r["text"])) >= min_letters})
+        found = detector(codes).detect_languages_in_parallel_of(judged) if judged else []
+        code_of = {t: None if lang is None else lang.iso_code_639_1.name.lower()
+                   for t, lang in zip(judged, found, strict=True)}
         out = []
         for r in rows:
-            code = detect(r["text"], codes, ctx.cfg.metrics.min_language_chars)
-            if code is None:
-                out.append({"language": (None, "short" if len(LETTER.findall(r["text"])) else None),
+            if r["text"] not in code_of:
+                out.append({"language": (None, "short" if LETTER.search(r["text"]) else None),
                             "off_language": (0.0, None)})
+                continue
+            code = code_of[r["text"]]
+            if code is None:
+                out.append({"language": (None, "undetermined"), "off_language": (0.0, None)})
             else:
                 out.append({"language": (None, code), "off_language": (float(code != expected), None)})
         return out

@@ -13,7 +13,7 @@ A generation whose item has no reference gets ``None`` (detail ``"no reference"`
 
 from __future__ import annotations
 
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any, ClassVar
 
 from ..wordtokens import StemmingTokenizer
@@ -31,8 +31,14 @@ def rouge_scorer(stemming: bool = True) -> Any:
 
 def rouge(generation: str, reference: str, *, stemming: bool = True) -> dict[str, float]:
     """``{"rouge1_f": ..., "rouge2_f": ..., "rougeL_f": ...}`` of a generation against its reference."""
+    return dict(_rouge(generation, reference, stemming))
+
+
+@lru_cache(maxsize=20_000)
+def _rouge(generation: str, reference: str, stemming: bool) -> tuple[tuple[str, float], ...]:
+    # Cached: repeats of a model often produce the very same text.
     scores = rouge_scorer(stemming).score(reference, generation)
-    return {f"{t}_f": scores[t].fmeasure for t in ROUGE_TYPES}
+    return tuple((f"{t}_f", scores[t].fmeasure) for t in ROUGE_TYPES)
 
 
 @cache
@@ -42,6 +48,7 @@ def chrf_scorer() -> Any:
     return CHRF(word_order=2)
 
 
+@lru_cache(maxsize=50_000)
 def chrf(generation: str, reference: str) -> float:
     """chrF++ of a generation against one reference, 0–100."""
     return float(chrf_scorer().sentence_score(generation, [reference]).score)
