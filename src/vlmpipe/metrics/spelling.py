@@ -1,6 +1,6 @@
 """``spelling_errors``: misspelled words, by Hunspell dictionaries through pyenchant (offline).
 
-Web and e-mail addresses are skipped. Words are runs of letters, optionally joined by ``-`` or an
+Web and e-mail addresses and one-letter words («р.» for рублей) are skipped. Words are runs of letters, optionally joined by ``-`` or an
 apostrophe («какой-то», «QR-код», «can't»).
 A word all in Cyrillic is checked against ``ru_RU``, one all in Latin against ``en_US``; a hyphenated word
 the dictionary rejects is accepted when each of its parts is accepted (by its own script's dictionary);
@@ -86,7 +86,7 @@ def word_ok(word: str, allowed: frozenset[str]) -> bool:
 
 def misspelled(text: str, allowed: frozenset[str] = frozenset()) -> list[str]:
     """The misspelled words of ``text`` in order of appearance (repeats kept)."""
-    return [w for w in WORD.findall(URL.sub(" ", text)) if not word_ok(w, allowed)]
+    return [w for w in WORD.findall(URL.sub(" ", text)) if len(w) > 1 and not word_ok(w, allowed)]
 
 
 @register
