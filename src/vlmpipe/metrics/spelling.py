@@ -1,7 +1,7 @@
 """``spelling_errors``: misspelled words, by Hunspell dictionaries through pyenchant (offline).
 
-Web and e-mail addresses and one-letter words («р.» for рублей) are skipped. Words are runs of letters, optionally joined by ``-`` or an
-apostrophe («какой-то», «QR-код», «can't»).
+Web and e-mail addresses and one-letter words («р.» for рублей) are skipped. Words are runs of letters,
+optionally joined by ``-`` or an apostrophe («какой-то», «QR-код», «can't»).
 A word all in Cyrillic is checked against ``ru_RU``, one all in Latin against ``en_US``; a hyphenated word
 the dictionary rejects is accepted when each of its parts is accepted (by its own script's dictionary);
 words mixing scripts inside one part («Ozоn» with a Cyrillic «о») are errors. A word is also accepted when
