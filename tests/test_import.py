@@ -124,3 +124,12 @@ def test_cli_import_exit_codes(tmp_path: Path) -> None:
     assert rep.exit_code == 0, rep.output
     summary = json.loads((tmp_path / "run" / "report" / "summary.json").read_text(encoding="utf-8"))
     assert summary["models"]["m"]["latency_s"]["mean"] == 1.5
+
+
+def test_import_original_rejects_misaligned_auto_metrics(tmp_path: Path) -> None:
+    res = tmp_path / "res"
+    write_original(res)
+    auto = pd.read_excel(res / "auto_metrics_stats.xlsx").iloc[::-1]
+    auto.to_excel(res / "auto_metrics_stats.xlsx", index=False)
+    with pytest.raises(ImportDataError, match="do not match"):
+        import_original(res, None, tmp_path / "run")

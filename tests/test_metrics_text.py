@@ -75,3 +75,11 @@ def test_language_candidates_are_restricted(tmp_path) -> None:
     out = LanguageId().score(rows("Доброго дня, мені потрібна допомога з оплатою замовлення"), ctx)[0]
     assert out["language"][1] in {"ru", "en"}
     assert LanguageId().unavailable(make_ctx(tmp_path, languages=["ru", "xx"])) is not None
+
+
+def test_missing_dictionaries_make_spelling_unavailable(monkeypatch, tmp_path) -> None:
+    import enchant
+
+    monkeypatch.setattr(enchant, "dict_exists", lambda tag: tag != "ru_RU")
+    why = Spelling().unavailable(make_ctx(tmp_path))
+    assert why is not None and "ru_RU" in why and "hunspell-ru" in why

@@ -95,9 +95,11 @@ def import_original(results: Path, images: Path | None, out: Path) -> Path:
     auto = None
     if (results / AUTO).is_file():
         auto = _read_xlsx(results / AUTO)
-        if len(auto) != len(summary) or any(
-            str(a) != str(b) for a, b in zip(auto.get("candidate", []), summary["candidate"], strict=False)
-        ) or "candidate" not in auto.columns:
+        aligned = (
+            "candidate" in auto.columns and len(auto) == len(summary)
+            and all(str(a) == str(b) for a, b in zip(auto["candidate"], summary["candidate"], strict=True))
+        )
+        if not aligned:
             raise ImportDataError(f"{results / AUTO}: its rows do not match {SUMMARY} row by row")
 
     counters: dict[tuple[str, str], int] = {}
