@@ -15,10 +15,10 @@ from typing import Any
 
 import numpy as np
 import pytest
-from fakeserver import Behavior, FakeOpenAIServer
 from PIL import Image
 from typer.testing import CliRunner
 
+from fakeserver import Behavior, FakeOpenAIServer
 from vlmpipe.cli import app
 from vlmpipe.config import RunConfig, config_from_dict
 from vlmpipe.judge import judge_run

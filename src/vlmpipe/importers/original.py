@@ -16,8 +16,6 @@ named ``recorded_<metric>`` for comparison.
 from __future__ import annotations
 
 import ast
-import importlib
-import importlib.util
 import logging
 from pathlib import Path
 from typing import Any
@@ -60,22 +58,18 @@ def _words(v: Any) -> list[str] | None:
 
 
 def _import_recorded_judgements(store_path: Path, results: Path, keys: list[tuple[str, str, int]]) -> str | None:
-    """Hook for the judgement importer (``vlmpipe.judge.recorded``), called only when that module exists.
+    """Import the original's judge scores (``judgement_scores.xlsx``) when present; returns a note.
 
     ``keys`` are ``(model, image, repeat)`` of the summary rows in file order; the judgement file has the same
-    rows in the same order. Returns a note for the run's metadata.
+    rows in the same order.
     """
+    from ..judge.recorded import import_recorded_judgements
+
     path = results / JUDGEMENTS
     if not path.is_file():
         return None
-    try:
-        found = importlib.util.find_spec("vlmpipe.judge.recorded") is not None
-    except ModuleNotFoundError:
-        found = False
-    if not found:
-        return f"{JUDGEMENTS} present but not imported: vlmpipe.judge.recorded is not installed"
-    recorded = importlib.import_module("vlmpipe.judge.recorded")
-    return recorded.import_recorded_judgements(store_path, path, keys)
+    n = import_recorded_judgements(store_path, path, keys)
+    return f"{JUDGEMENTS}: {n} recorded judgement(s) imported"
 
 
 def import_original(results: Path, images: Path | None, out: Path) -> Path:
@@ -138,7 +132,7 @@ def import_original(results: Path, images: Path | None, out: Path) -> Path:
     note = _import_recorded_judgements(Path(out) / "run.sqlite", results, [(g.model, g.item, g.repeat) for g in gens])
     if note:
         notes.append(note)
-        log.warning(note)
+        log.info(note)
         from ..store import Store
 
         with Store(Path(out) / "run.sqlite") as store:
