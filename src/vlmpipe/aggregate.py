@@ -129,7 +129,7 @@ def build_summary(cfg: RunConfig, store: Store) -> dict[str, Any]:
         s["unavailable"] = {**(m["info"] or {}).get("unavailable", {}), **missing}
         models[m["name"]] = s
     items = store.items()
-    return {
+    doc = {
         "schema": SCHEMA_VERSION,
         "run": {
             "name": cfg.name,
@@ -140,3 +140,9 @@ def build_summary(cfg: RunConfig, store: Store) -> dict[str, Any]:
         },
         "models": models,
     }
+    from .bench import bench_section
+
+    bench = bench_section(store)
+    if bench:
+        doc["bench"] = bench
+    return doc

@@ -36,6 +36,9 @@ SCHEMA = [
     """CREATE TABLE IF NOT EXISTS scores (
         key TEXT NOT NULL, metric TEXT NOT NULL, value REAL, detail TEXT,
         PRIMARY KEY (key, metric))""",
+    """CREATE TABLE IF NOT EXISTS bench (
+        model TEXT NOT NULL, concurrency INTEGER NOT NULL, result TEXT NOT NULL, created_at REAL NOT NULL,
+        PRIMARY KEY (model, concurrency))""",
 ]
 
 GENERATION_FIELDS = (
