@@ -47,7 +47,10 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether a new server could listen on the port (no listener; TIME_WAIT connections do not count, as
+    servers bind with SO_REUSEADDR)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host, port))
         except OSError:
@@ -215,14 +218,37 @@ def _signal_group(pgid: int, sig: int) -> bool:
     return True
 
 
+def group_members(pgid: int) -> list[int] | None:
+    """Live (non-zombie) processes of a process group, from /proc; ``None`` where /proc is not readable."""
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return None
+    members = []
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(")") + 2:].split()  # state ppid pgrp ...
+        if len(fields) > 2 and fields[2] == str(pgid) and fields[0] != "Z":
+            members.append(int(entry.name))
+    return members
+
+
 def _group_alive(pgid: int) -> bool:
-    try:
+    """Whether any process of the group still runs (zombies, which hold nothing but a pid, do not count)."""
+    members = group_members(pgid)
+    if members is not None:
+        return bool(members)
+    try:  # pragma: no cover - systems without /proc
         os.killpg(pgid, 0)
-    except ProcessLookupError:
+    except ProcessLookupError:  # pragma: no cover
         return False
-    except PermissionError:  # pragma: no cover - a foreign process reused the id
+    except PermissionError:  # pragma: no cover
         return True
-    return True
+    return True  # pragma: no cover
 
 
 def stop_server(server: LaunchedServer) -> None:

@@ -130,6 +130,9 @@ class MetricsScraper:
         if self._thread is not None:
             self._stop.set()
             self._thread.join(timeout=5)
+        last = scrape(self.root_url, timeout_s=1.0)  # a short run may end before the thread's first scrape
+        if last:
+            self._snaps.append(last)
         snaps = self._snaps
         if not snaps:
             return ServerUsage(reason=f"no vLLM metrics at {self.root_url}/metrics")

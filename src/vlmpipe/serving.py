@@ -147,6 +147,9 @@ async def model_session(cfg: RunConfig, spec: ModelSpec, store: Store | None = N
             served = spec.model_copy(update={"base_url": server.base_url, "base_urls": []})
             yield ServedModel(served, server=server)
         finally:
+            if mon is not None:  # the last scrape of /metrics needs the server still up
+                info.update(await asyncio.to_thread(mon.stop))
+                mon = None
             await asyncio.to_thread(stop_server, server)
             info["server"] = {**server.info(), "status": "stopped"}
             weights = weights_gb_from_log(server.log_path)
@@ -154,6 +157,6 @@ async def model_session(cfg: RunConfig, spec: ModelSpec, store: Store | None = N
                 info["gpu_memory_gb_weights"] = weights
     finally:
         if mon is not None:
-            info.update(mon.stop())
+            info.update(await asyncio.to_thread(mon.stop))
         if store is not None and info:
             store.update_model_info(spec.name, info)
