@@ -25,7 +25,9 @@ def plot_bench(section: dict[str, Any], path: Path) -> Path | None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter, ScalarFormatter
 
+    levels = sorted({int(lv) for e in models.values() for lv in e["levels"]})
     fig, axes = plt.subplots(2, 3, figsize=(14, 7.5))
     for ax, (key, stat, title) in zip(axes.flat, PANELS, strict=True):
         for name, entry in models.items():
@@ -42,6 +44,10 @@ def plot_bench(section: dict[str, Any], path: Path) -> Path | None:
         ax.set_title(title)
         ax.set_xlabel("concurrency")
         ax.set_xscale("log", base=2)
+        ax.set_xticks(levels)
+        ax.xaxis.set_major_formatter(ScalarFormatter())
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.set_ylim(bottom=0)
         ax.grid(True, alpha=0.3)
     handles, labels = axes.flat[0].get_legend_handles_labels()
     if handles:

@@ -174,6 +174,7 @@ def start_server(spec: ModelSpec, log_dir: Path) -> LaunchedServer:
                                     env=env, start_new_session=True)
         except OSError as err:
             raise ServerLaunchError(f"cannot start the server of {spec.name}: {err}") from None
+        fh.write(f"==== vlmpipe: pid {proc.pid} (process group {proc.pid}), port {port}\n".encode())
     log.info("started %s (pid %d, port %d): %s", spec.name, proc.pid, port, shlex.join(argv))
     return LaunchedServer(spec, argv, port, log_path, proc)
 

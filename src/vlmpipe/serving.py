@@ -131,6 +131,8 @@ async def model_session(cfg: RunConfig, spec: ModelSpec, store: Store | None = N
         server: LaunchedServer | None = None
         try:
             server = await asyncio.to_thread(start_server, spec, log_dir)
+            if store is not None:  # known at once, so a killed run still tells which group to stop
+                store.update_model_info(spec.name, {"server": {**server.info(), "status": "starting"}})
             await wait_ready(server)
         except ServerLaunchError as err:
             if server is not None:
