@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import textwrap
 import time
@@ -203,3 +204,21 @@ def test_weights_memory_is_read_from_the_vllm_log(tmp_path: Path) -> None:
                    "INFO 01-01 gpu_model_runner.py:1] Model loading took 8.7 GiB and 5.2 seconds\n")
     assert weights_gb_from_log(log) == pytest.approx(8.7)
     assert weights_gb_from_log(tmp_path / "absent.log") is None
+
+
+async def test_a_server_that_dies_while_serving_is_reported(tmp_path: Path) -> None:
+    from vlmpipe.store import Store
+
+    cfg = config_from_dict({"name": "dies", "output_dir": str(tmp_path), "dataset": {"path": str(tmp_path)},
+                            "models": [{"name": "m", "model": "fake-vlm",
+                                        "launch": {"command": fake_command(), "ready_timeout_s": 30}}]})
+    with Store(tmp_path / "run.sqlite") as store:
+        store.put_models([("m", "candidate", {})])
+        async with model_session(cfg, cfg.models[0], store) as served:
+            assert served.error is None and served.server is not None
+            os.kill(served.server.pid, signal.SIGKILL)
+            served.server.process.wait(timeout=10)
+        server = store.model_info("m")["server"]
+    assert server["status"] == "died" and server["exit_code"] == -9
+    assert "the server exited with status -9 while serving" in server["error"]
+    assert "fake server: listening on" in server["error"]  # the log's tail

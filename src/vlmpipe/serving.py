@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 from .config import ModelSpec, RunConfig
 from .gpu import GpuSampler, parse_visible_devices
-from .launcher import LaunchedServer, ServerLaunchError, start_server, stop_server, wait_ready
+from .launcher import LaunchedServer, ServerLaunchError, log_tail, start_server, stop_server, wait_ready
 from .server_metrics import MetricsScraper, root_of
 from .store import Store
 
@@ -149,11 +149,15 @@ async def model_session(cfg: RunConfig, spec: ModelSpec, store: Store | None = N
             served = spec.model_copy(update={"base_url": server.base_url, "base_urls": []})
             yield ServedModel(served, server=server)
         finally:
+            died = not server.alive()
             if mon is not None:  # the last scrape of /metrics needs the server still up
                 info.update(await asyncio.to_thread(mon.stop))
                 mon = None
             await asyncio.to_thread(stop_server, server)
-            info["server"] = {**server.info(), "status": "stopped"}
+            info["server"] = {**server.info(), "status": "died" if died else "stopped"}
+            if died:  # it exited while serving: the requests failed with connection errors; say why
+                info["server"]["error"] = (f"the server exited with status {server.process.returncode} while "
+                                           f"serving; last lines of {server.log_path}:\n{log_tail(server.log_path)}")
             weights = weights_gb_from_log(server.log_path)
             if weights is not None:
                 info["gpu_memory_gb_weights"] = weights
