@@ -194,6 +194,41 @@ def models() -> None:
     console.print(table)
 
 
+@app.command("import")
+def import_(
+    out: Annotated[Path, typer.Option("--out", help="The run directory to create.")],
+    format: Annotated[str, typer.Option("--format", help="original (the original pipeline's xlsx files) or table.")]
+    = "original",
+    results: Annotated[Path | None, typer.Option(
+        help="original: the folder of its xlsx files; table: the CSV/XLSX/JSONL file.")] = None,
+    images: Annotated[Path | None, typer.Option(help="Folder of the screenshots the generations came from.")]
+    = None,
+    map_: Annotated[list[str] | None, typer.Option(
+        "--map", help="table: canonical=source column, e.g. --map text=candidate --map model=model_name.")] = None,
+) -> None:
+    """Import recorded generations into a run directory; then `vlmpipe score RUN` and `vlmpipe report RUN`."""
+    from .importers import ImportDataError
+
+    try:
+        if results is None:
+            raise ImportDataError("--results is required (a results folder, or a table file)")
+        if format == "original":
+            if map_:
+                raise ImportDataError("--map applies to --format table only")
+            from .importers.original import import_original
+
+            run_dir = import_original(results, images, out)
+        elif format == "table":
+            from .importers.table import import_table, parse_mapping
+
+            run_dir = import_table(results, out, mapping=parse_mapping(map_ or []), images=images)
+        else:
+            raise ImportDataError(f"--format {format!r}: use 'original' or 'table'")
+    except (ImportDataError, ConfigError) as err:
+        _fail_start(str(err))
+    console.print(f"imported into {run_dir}; next: vlmpipe score {run_dir}")
+
+
 def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     app()

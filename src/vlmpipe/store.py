@@ -209,3 +209,8 @@ class Store:
 
     def scored_keys(self, metric: str) -> set[str]:
         return {r[0] for r in self.conn.execute("SELECT key FROM scores WHERE metric = ?", (metric,))}
+
+    # --- OCR text of items (grounding metric) -------------------------------------------------------
+    def set_ocr_text(self, item: str, text: str) -> None:
+        with self.transaction() as c:
+            c.execute("UPDATE items SET ocr_text = ? WHERE id = ?", (text, item))
