@@ -145,4 +145,9 @@ def build_summary(cfg: RunConfig, store: Store) -> dict[str, Any]:
         "models": models,
     }
     add_judge(cfg, store, summary)
+    from .bench import bench_section
+
+    bench = bench_section(store)
+    if bench:
+        summary["bench"] = bench
     return summary
