@@ -1,0 +1,50 @@
+"""The Hugging Face causal-LM perplexity backend on a tiny random GPT-2 the test writes (loading and batching only)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch", reason="torch is an extra: pip install 'vlmpipe[models]'")
+pytest.importorskip("transformers", reason="transformers is an extra: pip install 'vlmpipe[models]'")
+
+from tiny_models import WORDS  # noqa: E402
+from vlmpipe.metrics.lm_logprobs import HFCausalScorer, perplexity  # noqa: E402
+
+TEXTS = ["не могу оплатить заказ картой", "когда возврат", "смс код не приходит", "деньги"]
+
+
+def tiny_causal_lm(folder: Path) -> Path:
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+
+    vocab = {w: i for i, w in enumerate(["<pad>", "<unk>", "<bos>", *WORDS])}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.post_processor = processors.TemplateProcessing(single="<bos> $A", special_tokens=[("<bos>", 2)])
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<bos>", pad_token="<pad>", unk_token="<unk>")
+    fast.save_pretrained(folder)
+    torch.manual_seed(0)
+    GPT2LMHeadModel(GPT2Config(vocab_size=len(vocab), n_positions=32, n_embd=16, n_layer=2, n_head=2,
+                               bos_token_id=2, eos_token_id=2, pad_token_id=0)).save_pretrained(folder)
+    return folder
+
+
+def test_hf_scorer_counts_tokens_after_the_first_and_batches_like_single_texts(tmp_path):
+    folder = tiny_causal_lm(tmp_path / "tiny-gpt2")
+    batched = HFCausalScorer(folder, batch_size=4).token_logprobs(TEXTS)
+    single = HFCausalScorer(folder, batch_size=1).token_logprobs(TEXTS)
+    assert [len(x) if x else 0 for x in batched] == [4, 1, 3, 0]  # words − 1; one word: no perplexity
+    for b, s in zip(batched, single, strict=True):
+        assert (b is None and s is None) or b == pytest.approx(s, abs=1e-4)
+    # by hand for "когда возврат": log p(возврат | <bos> когда) from one forward pass
+    scorer = HFCausalScorer(folder)
+    ids = scorer.tok("когда возврат")["input_ids"]
+    with torch.no_grad():
+        logits = scorer.model(input_ids=torch.tensor([ids])).logits[0]
+    want = torch.log_softmax(logits[1], -1)[ids[2]].item()
+    assert batched[1] == pytest.approx([want], abs=1e-5)
+    assert perplexity(batched[1]) == pytest.approx(math.exp(-want), rel=1e-5)
+    assert scorer.identity == "hf:tiny-gpt2"
