@@ -66,7 +66,7 @@ def llama_server(gguf):
     port = _free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--model_alias", "gemma-3-270m",
-         "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048"],
+         "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "1024"],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     base = f"http://127.0.0.1:{port}/v1"
     try:

@@ -48,17 +48,17 @@ def perplexity(logprobs: Sequence[float] | None) -> float | None:
 
 
 def _log_softmax_at(logits: np.ndarray, targets: np.ndarray) -> np.ndarray:
-    """Row-wise ``log_softmax(logits)[i, targets[i]]`` in float64 for stability."""
-    x = logits.astype(np.float64, copy=False)
+    """Row-wise ``log_softmax(logits)[i, targets[i]]`` (max-shifted; the sum is accumulated in float64)."""
+    x = np.asarray(logits, dtype=np.float32)
     mx = x.max(axis=1, keepdims=True)
-    lse = np.log(np.exp(x - mx).sum(axis=1)) + mx[:, 0]
-    return x[np.arange(len(targets)), targets] - lse
+    lse = np.log(np.exp(x - mx).sum(axis=1, dtype=np.float64)) + mx[:, 0]
+    return x[np.arange(len(targets)), targets].astype(np.float64) - lse
 
 
 class LlamaCppScorer:
     """A GGUF model run in-process by llama-cpp-python; loaded once, reused for every text."""
 
-    def __init__(self, model_path: str | Path, *, n_ctx: int = 2048, n_threads: int | None = None,
+    def __init__(self, model_path: str | Path, *, n_ctx: int = 1024, n_threads: int | None = None,
                  n_batch: int = 512) -> None:
         try:
             from llama_cpp import Llama
@@ -70,7 +70,8 @@ class LlamaCppScorer:
         if not path.is_file():
             raise ScorerUnavailable(f"GGUF model not found: {path}")
         try:
-            self.llm = Llama(model_path=str(path), n_ctx=n_ctx, n_batch=n_batch, n_threads=n_threads,
+            # logits_all keeps n_ctx × vocab floats (1 GB for Gemma's 262k vocab at n_ctx 1024)
+            self.llm = Llama(model_path=str(path), n_ctx=n_ctx, n_batch=n_batch, n_threads=n_threads or os.cpu_count(),
                              logits_all=True, verbose=False)
         except Exception as err:  # llama.cpp reports load failures as ValueError/RuntimeError
             raise ScorerUnavailable(f"llama-cpp-python could not load {path.name}: {err}") from None

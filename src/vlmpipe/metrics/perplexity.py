@@ -10,7 +10,7 @@ Settings (``metrics.settings.perplexity``)::
     api_key_env: null         # endpoint: env var holding the key
     batch_size: 16            # hf: texts per forward pass
     concurrency: 2            # endpoint: requests in flight
-    n_ctx: 2048               # llama_cpp: context (texts are cut to it)
+    n_ctx: 1024               # llama_cpp: context (texts are cut to it)
 
 The scorer's identity (``llama_cpp:<gguf name>``, ``endpoint:<model>``, ``hf:<folder>``) is part of the metric's
 version, so changing the scorer re-scores every row (numbers of different scorers never share a column), and it is
@@ -46,7 +46,7 @@ class PerplexitySettings(BaseModel):
     batch_size: int = Field(default=16, gt=0)
     concurrency: int = Field(default=2, gt=0)
     timeout_s: float = Field(default=60.0, gt=0)
-    n_ctx: int = Field(default=2048, ge=64)
+    n_ctx: int = Field(default=1024, ge=64)
     n_threads: int | None = Field(default=None, gt=0)
 
 
