@@ -12,6 +12,9 @@ LLAMA_VERSION=0.3.36
 CACHE=${VLMPIPE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/vlmpipe}
 WHEELS="$CACHE/wheels"
 PY=.venv/bin/python
+# Portable CPU build: no -march=native, no AVX-512, no AMX (AVX2/FMA/F16C stay on).
+LLAMA_CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX512=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF"
+LLAMA_CMAKE_ARGS+=" -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF"
 stamp=.venv/.vlmpipe-models
 if [ -f "$stamp" ] && [ "$stamp" -nt pyproject.toml ] && [ "$stamp" -nt requirements.lock ] \
    && [ "$stamp" -nt scripts/setup_models.sh ]; then
@@ -31,7 +34,7 @@ if ! "$PY" -c "import llama_cpp" 2>/dev/null; then
     echo "setup: building llama-cpp-python $LLAMA_VERSION (portable CPU build, once per machine; 5-30 min)"
     tmp=$(mktemp -d)
     start=$(date +%s)
-    if CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX512=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF" \
+    if CMAKE_ARGS="$LLAMA_CMAKE_ARGS" \
        CMAKE_BUILD_PARALLEL_LEVEL=$(nproc) \
        "$PY" -m pip wheel -q --no-cache-dir --no-deps -w "$tmp" "llama-cpp-python==$LLAMA_VERSION" >"$tmp/log" 2>&1; then
       mv "$tmp"/llama_cpp_python-*.whl "$WHEELS"/
