@@ -56,12 +56,18 @@ def _log_softmax_at(logits: np.ndarray, targets: np.ndarray) -> np.ndarray:
 
 
 class LlamaCppScorer:
-    """A GGUF model run in-process by llama-cpp-python; loaded once, reused for every text."""
+    """A GGUF model run in-process by llama-cpp-python; loaded once, reused for every text.
+
+    Texts are packed several at a time into one llama.cpp batch (one sequence id each, so they never attend to each
+    other; a unified KV cache of ``n_ctx`` tokens), which is about twice as fast on 2 cores as one text per call.
+    A text longer than ``n_ctx`` tokens is cut to its first ``n_ctx`` tokens.
+    """
 
     def __init__(self, model_path: str | Path, *, n_ctx: int = 1024, n_threads: int | None = None,
-                 n_batch: int = 512) -> None:
+                 n_seq: int = 32) -> None:
         try:
             from llama_cpp import Llama
+            from llama_cpp import _internals as internals
         except ImportError as err:
             raise ScorerUnavailable(
                 f"llama-cpp-python is not installed ({err}); scripts/setup.sh builds it portably"
@@ -70,32 +76,59 @@ class LlamaCppScorer:
         if not path.is_file():
             raise ScorerUnavailable(f"GGUF model not found: {path}")
         try:
-            # logits_all keeps n_ctx × vocab floats (1 GB for Gemma's 262k vocab at n_ctx 1024)
-            self.llm = Llama(model_path=str(path), n_ctx=n_ctx, n_batch=n_batch, n_threads=n_threads or os.cpu_count(),
-                             logits_all=True, verbose=False)
+            # the Llama object is used for the model and its tokenizer; scoring runs in a context of our own
+            self.llm = Llama(model_path=str(path), n_ctx=64, n_batch=64, n_threads=n_threads or os.cpu_count(),
+                             logits_all=False, verbose=False)
+            params = type(self.llm.context_params).from_buffer_copy(self.llm.context_params)
+            params.n_batch = params.n_ubatch = n_ctx
+            params.n_ctx = n_ctx * n_seq  # a KV stream of n_ctx cells per sequence (not unified: no cross-talk)
+            params.n_seq_max = n_seq
+            params.kv_unified = False
+            self.ctx = internals.LlamaContext(model=self.llm._model, params=params, verbose=False)
+            self.batch = internals.LlamaBatch(n_tokens=n_ctx, embd=0, n_seq_max=n_seq, verbose=False)
         except Exception as err:  # llama.cpp reports load failures as ValueError/RuntimeError
             raise ScorerUnavailable(f"llama-cpp-python could not load {path.name}: {err}") from None
         self.identity = f"llama_cpp:{path.name}"
         self.n_ctx = n_ctx
+        self.n_seq = n_seq
+        self.n_vocab = self.llm.n_vocab()
+        self.bos = self.llm.token_bos()
 
-    def _one(self, text: str) -> list[float] | None:
-        tokens = self.llm.tokenize(text.encode("utf-8"), add_bos=True, special=False)
-        first_text = 1 if tokens and tokens[0] == self.llm.token_bos() else 0
-        tokens = tokens[: self.n_ctx]
-        if len(tokens) - first_text < 2:
-            return None
-        self.llm.reset()
-        self.llm.eval(tokens)
-        logits = np.asarray(self.llm.scores[: len(tokens) - 1])  # row i predicts token i+1
-        lp = _log_softmax_at(logits, np.asarray(tokens[1:]))
-        return [float(v) for v in lp[first_text:]]  # drop the prediction of the first text token
+    def _decode(self, group: list[list[int]]) -> list[list[float] | None]:
+        self.batch.reset()
+        for seq, tokens in enumerate(group):
+            self.batch.add_sequence(tokens, seq, True)
+        self.ctx.kv_cache_clear()
+        self.ctx.decode(self.batch)
+        total = sum(len(t) for t in group)
+        logits = np.ctypeslib.as_array(self.ctx.get_logits(), shape=(total * self.n_vocab,)).reshape(total,
+                                                                                                     self.n_vocab)
+        out: list[list[float] | None] = []
+        offset = 0
+        for tokens in group:
+            first_text = 1 if tokens[0] == self.bos else 0
+            if len(tokens) - first_text < 2:
+                out.append(None)
+            else:  # row i predicts token i+1; drop the prediction of the first text token
+                lp = _log_softmax_at(logits[offset : offset + len(tokens) - 1], np.asarray(tokens[1:]))
+                out.append([float(v) for v in lp[first_text:]])
+            offset += len(tokens)
+        return out
 
     def token_logprobs(self, texts: Sequence[str], progress: Progress | None = None) -> list[list[float] | None]:
-        out = []
-        for text in texts:
-            out.append(self._one(text))
+        out: list[list[float] | None] = [None] * len(texts)
+        todo = [(i, self.llm.tokenize(t.encode("utf-8"), add_bos=True, special=False)[: self.n_ctx])
+                for i, t in enumerate(texts)]
+        todo = [(i, tokens) for i, tokens in todo if tokens]
+        while todo:
+            group, used = [], 0
+            while todo and len(group) < self.n_seq and (not group or used + len(todo[0][1]) <= self.n_ctx):
+                group.append(todo.pop(0))
+                used += len(group[-1][1])
+            for (i, _), result in zip(group, self._decode([tokens for _, tokens in group]), strict=True):
+                out[i] = result
             if progress:
-                progress(1)
+                progress(len(group))
         return out
 
 

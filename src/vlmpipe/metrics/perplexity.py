@@ -131,9 +131,10 @@ class PerplexityMetric(Metric):
 
     def score(self, rows: list[dict[str, Any]], ctx: ScoreContext) -> list[dict[str, Score]]:
         scorer = self._scorer(ctx)
-        texts = [r["text"] for r in rows]
+        unique = list(dict.fromkeys(r["text"] for r in rows))  # repeats often give identical texts: score once
         try:
-            all_lp = scorer.token_logprobs(texts, progress=ctx.progress)
+            by_text = dict(zip(unique, scorer.token_logprobs(unique, progress=ctx.progress), strict=True))
+            all_lp = [by_text[r["text"]] for r in rows]
         except Exception as err:  # a server that fails mid-run: leave rows unscored so a re-score retries them
             log.warning("perplexity: scorer %s failed: %s (rows left unscored)", scorer.identity, err)
             return [{} for _ in rows]
