@@ -31,7 +31,7 @@ if ! "$PY" -c "import llama_cpp" 2>/dev/null; then
   wheel=$(ls "$WHEELS"/llama_cpp_python-"$LLAMA_VERSION"-*.whl 2>/dev/null | head -1)
   failed="$WHEELS/llama_cpp_python-$LLAMA_VERSION.failed.log"
   if [ -z "$wheel" ] && [ ! -f "$failed" ]; then
-    echo "setup: building llama-cpp-python $LLAMA_VERSION (portable CPU build, once per machine; 5-30 min)"
+    echo "setup: building llama-cpp-python $LLAMA_VERSION (portable CPU build, once per machine; 10-35 min on 2 cores)"
     tmp=$(mktemp -d)
     start=$(date +%s)
     if CMAKE_ARGS="$LLAMA_CMAKE_ARGS" \
