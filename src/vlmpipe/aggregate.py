@@ -137,6 +137,7 @@ def build_summary(cfg: RunConfig, store: Store) -> dict[str, Any]:
             "items_failed": sum(1 for i in items if i["error"]),
             "repeats": cfg.repeats,
             "prompt_hash": cfg.prompt_signature(),
+            "stopped": store.get_meta("stopped"),
         },
         "models": models,
     }

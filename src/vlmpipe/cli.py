@@ -64,6 +64,8 @@ def _get(d: dict[str, Any], path: str) -> Any:
 
 def _finish(result: Any) -> None:
     console.print(_ranking_table(result.summary))
+    for note in getattr(result, "notes", []):
+        err_console.print(f"[bold yellow]note:[/] {note}", highlight=False, markup=True)
     report_dir = result.report_dir
     index = report_dir / "index.html"
     console.print(f"report: {index if index.exists() else report_dir / 'summary.json'}")
@@ -71,12 +73,18 @@ def _finish(result: Any) -> None:
 
 
 @app.command()
-def run(config: Annotated[Path, typer.Argument(help="The run's YAML config.")], quiet: Quiet = False) -> None:
+def run(
+    config: Annotated[Path, typer.Argument(help="The run's YAML config.")],
+    quiet: Quiet = False,
+    max_time: Annotated[float | None, typer.Option(
+        "--max-time", min=0.001, help="Stop generating after SECONDS; what is done is stored and reported "
+                                      "(overrides max_run_time_s).")] = None,
+) -> None:
     """Run every stage of CONFIG: generate, score, judge, report. Finished work is reused."""
     from .pipeline import run as run_pipeline
 
     try:
-        result = run_pipeline(config, show_progress=not quiet)
+        result = run_pipeline(config, show_progress=not quiet, max_time_s=max_time)
     except (ConfigError, DatasetError) as err:
         _fail_start(str(err))
     _finish(result)

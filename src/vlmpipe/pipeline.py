@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ import yaml
 
 from .config import RunConfig, load_config
 from .dataset import Item, load_image, load_items
-from .generate import generate
+from .generate import RunDeadline, generate
 from .images import ImageError, PreparedImage
 from .plan import make_plan
 from .report import write_report
@@ -64,7 +65,10 @@ def prepare_items(cfg: RunConfig, store: Store) -> dict[str, PreparedImage | str
     for it in items:
         row: dict[str, Any] = {"id": it.id, "image": it.image, "user_message": it.user_message,
                                "reference": it.reference, "facts": it.facts}
-        if it.is_url:
+        if it.error:
+            row["error"] = it.error
+            log.warning("item %s: %s", it.id, it.error)
+        elif it.is_url:
             images[it.id] = it.image
             row["image_sha"] = hashlib.sha256(it.image.encode()).hexdigest()
         else:
@@ -81,12 +85,19 @@ def prepare_items(cfg: RunConfig, store: Store) -> dict[str, PreparedImage | str
     return images
 
 
-def run(config: RunConfig | str | Path, *, show_progress: bool = True) -> RunResult:
-    """Run every stage of a config; finished generations are reused, never re-requested."""
+def run(config: RunConfig | str | Path, *, show_progress: bool = True, max_time_s: float | None = None) -> RunResult:
+    """Run every stage of a config; finished generations are reused, never re-requested.
+
+    ``max_time_s`` (default: the config's ``max_run_time_s``) caps the run: when it passes, generation stops,
+    what finished is kept, the report is written and the exit code is 1 with a note saying so.
+    """
+    started = time.monotonic()
     cfg = config if isinstance(config, RunConfig) else load_config(config)
+    cap = max_time_s if max_time_s is not None else cfg.max_run_time_s
     run_dir = Path(cfg.run_dir)
     save_config(cfg, run_dir)
     with open_store(run_dir) as store:
+        store.set_meta("stopped", None)
         images = prepare_items(cfg, store)
         plan = make_plan(cfg, store.items())
         store.put_models(
@@ -95,8 +106,23 @@ def run(config: RunConfig | str | Path, *, show_progress: bool = True) -> RunRes
                if cfg.references.source == "model" and cfg.references.model else [])
         )
         store.set_plan((p.key, p.model, p.role, p.item, p.repeat) for p in plan)
-        made = generate(cfg, store, plan, images, show_progress=show_progress)
-        return finish(cfg, store, run_dir, requests_made=made, show_progress=show_progress)
+        notes: list[str] = []
+        try:
+            remaining = None if cap is None else max(0.0, cap - (time.monotonic() - started))
+            made = generate(cfg, store, plan, images, show_progress=show_progress, max_time_s=remaining)
+        except RunDeadline:
+            done = len(store.generations())
+            reason = (f"stopped: the run time limit of {cap:g} s was reached; {done} of {len(plan)} generations "
+                      f"are stored and reported, run the same command again to finish the rest")
+            store.set_meta("stopped", reason)
+            notes.append(reason)
+            log.warning(reason)
+            made = done
+        result = finish(cfg, store, run_dir, requests_made=made, show_progress=show_progress)
+        result.notes += notes
+        if notes:
+            result.exit_code = EXIT_FAILED_ITEMS
+        return result
 
 
 def finish(cfg: RunConfig, store: Store, run_dir: Path, *, requests_made: int = 0,
