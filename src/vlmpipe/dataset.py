@@ -69,8 +69,8 @@ def _natural_key(s: str) -> list[object]:
     return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", s)]
 
 
-def _read_manifest(path: Path) -> list[dict[str, object] | str]:
-    """The manifest's rows: a dict per row, or a string saying why that row cannot be read."""
+def _read_manifest(path: Path) -> list[tuple[int, dict[str, object] | str]]:
+    """``(row number, row)`` per manifest row (the line number in JSONL); a string says why a row is unusable."""
     if not path.is_file():
         raise DatasetError(f"{path}: manifest not found")
     try:
@@ -78,19 +78,19 @@ def _read_manifest(path: Path) -> list[dict[str, object] | str]:
     except (OSError, UnicodeDecodeError) as err:
         raise DatasetError(f"{path}: cannot read the manifest: {err}") from None
     if path.suffix.lower() in (".jsonl", ".ndjson"):
-        rows: list[dict[str, object] | str] = []
-        for line in text.splitlines():
+        rows: list[tuple[int, dict[str, object] | str]] = []
+        for n, line in enumerate(text.splitlines(), 1):
             if not line.strip():
                 continue
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as err:
-                rows.append(f"not valid JSON: {err.msg}")
+                rows.append((n, f"not valid JSON: {err.msg}"))
                 continue
-            rows.append(row if isinstance(row, dict) else "each line must be a JSON object")
+            rows.append((n, row if isinstance(row, dict) else "each line must be a JSON object"))
         return rows
     if path.suffix.lower() == ".csv":
-        return list(csv.DictReader(text.splitlines()))
+        return list(enumerate(csv.DictReader(text.splitlines()), 1))
     raise DatasetError(f"{path}: manifest must be .jsonl or .csv")
 
 
@@ -107,7 +107,7 @@ def _manifest_items(manifest: Path) -> list[Item]:
     """One item per manifest row; a row that cannot be used becomes a failed item naming the row and field."""
     items: list[Item] = []
     first_row: dict[str, int] = {}
-    for n, raw in enumerate(_read_manifest(manifest), 1):
+    for n, raw in _read_manifest(manifest):
         where = f"{manifest.name}: row {n}"
         if isinstance(raw, str):
             items.append(Item(_row_id(raw, n), "", error=f"{where}: {raw}"))
