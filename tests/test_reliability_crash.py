@@ -1,0 +1,166 @@
+"""Crash and resume: a run SIGKILLed at random points of generation, then resumed, ends with exactly the planned
+generations, none twice, no finished request sent again, and the same aggregates as an uninterrupted run."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from fakeserver import FakeOpenAIServer
+
+from reliability_helpers import image_digest, make_images, model, write_config
+from vlmpipe.pipeline import run
+
+ROOT = Path(__file__).resolve().parents[1]
+ITEMS, REPEATS, CONCURRENCY = 5, 3, 3
+MODELS = [("a", "vlm-a"), ("b", "vlm-b")]
+PLANNED = ITEMS * REPEATS * len(MODELS)
+TIMING = {"latency_s", "ttft_s", "chars_per_s_mean", "output_tokens_per_s_mean"}
+
+
+def responder(body: dict[str, Any]) -> str:
+    """Deterministic per model and image (the same for every repeat), ten words long."""
+    d = image_digest(body)
+    return f"Здравствуйте, {body.get('model')} видит заказ {d[:6]} и ошибку {d[6:]}, помогите пожалуйста срочно."
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(ROOT / "src")
+    return env
+
+
+def _stored(db: Path) -> int:
+    if not db.exists():
+        return 0
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1) as conn:
+            return int(conn.execute("SELECT COUNT(*) FROM generations WHERE error IS NULL").fetchone()[0])
+    except sqlite3.OperationalError:  # the schema is not there yet
+        return 0
+
+
+def _run_until_killed(cfg: Path, db: Path, target: int, extra_s: float) -> bool:
+    """Start ``vlmpipe run`` and SIGKILL it once ``target`` generations are stored plus ``extra_s``.
+    Returns whether it was killed (False: it finished first)."""
+    proc = subprocess.Popen([sys.executable, "-m", "vlmpipe.cli", "run", str(cfg), "--quiet"], env=_env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while proc.poll() is None and _stored(db) < target and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(extra_s)
+        if proc.poll() is not None:
+            return False
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        return True
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+
+
+def _comparable(summary: dict[str, Any]) -> dict[str, Any]:
+    return {name: {k: v for k, v in m.items() if k not in TIMING} for name, m in summary["models"].items()}
+
+
+def _texts(report: Path) -> list[tuple[str, str, str, str, str]]:
+    with (report / "generations.csv").open(encoding="utf-8") as f:
+        return sorted((r["model"], r["item"], r["repeat"], r["text"], r["error"]) for r in csv.DictReader(f))
+
+
+def test_killed_runs_resume_to_exactly_the_plan_with_identical_aggregates(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    make_images(data, ITEMS)
+    rng = random.Random(8)
+    targets = sorted(rng.sample(range(1, PLANNED - 4), 6))
+    with FakeOpenAIServer(responder=responder, ttft_s=0.02, token_delay_s=0.03) as srv:
+        models = [model(n, srv.url, model=mid) for n, mid in MODELS]
+        kw = {"repeats": REPEATS, "concurrency": CONCURRENCY, "seed": 3}
+        cfg = write_config(tmp_path / "c.yaml", data, models, **kw)
+        db = tmp_path / "runs" / "r" / "run.sqlite"
+        kills = 0
+        for target in targets:
+            kills += _run_until_killed(cfg, db, target, rng.uniform(0.0, 0.12))
+        stored_before_resume = _stored(db)
+        final = subprocess.run([sys.executable, "-m", "vlmpipe.cli", "run", str(cfg), "--quiet"], env=_env(),
+                               capture_output=True, text=True, timeout=120)
+        resumed_requests = list(srv.requests)
+
+        srv.reset()
+        base_cfg = write_config(tmp_path / "base.yaml", data, models, name="base", **kw)
+        baseline = run(base_cfg, show_progress=False)
+        baseline_requests = len(srv.requests)
+
+    assert final.returncode == 0, final.stderr
+    assert kills >= 5 and stored_before_resume < PLANNED
+    # exactly items × models × repeats generations, each key once, all finished
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        rows = conn.execute("SELECT g.key, g.error FROM generations g JOIN plan p ON p.key = g.key").fetchall()
+        assert conn.execute("SELECT COUNT(*) FROM plan").fetchone()[0] == PLANNED
+    assert len(rows) == PLANNED and len({k for k, _ in rows}) == PLANNED and all(e is None for _, e in rows)
+    # no finished request sent twice: beyond the plan, only requests cut off by a kill were sent again
+    assert baseline_requests == PLANNED
+    assert PLANNED <= len(resumed_requests) <= PLANNED + kills * CONCURRENCY
+    per_image = Counter((b["model"], image_digest(b)) for b in resumed_requests)
+    assert len(per_image) == ITEMS * len(MODELS) and min(per_image.values()) >= REPEATS
+    # the same aggregates and texts as the uninterrupted run (timings naturally differ)
+    run_dir = tmp_path / "runs" / "r"
+    resumed = json.loads((run_dir / "report" / "summary.json").read_text())
+    assert _comparable(resumed) == _comparable(baseline.summary)
+    assert _texts(run_dir / "report") == _texts(baseline.report_dir)
+    assert resumed["models"]["a"]["n"] == ITEMS * REPEATS and resumed["models"]["a"]["n_errors"] == 0
+
+
+WRITER = textwrap.dedent(
+    """
+    import sys
+    from vlmpipe.store import Store
+
+    store = Store(sys.argv[1])
+    batch = 0
+    while True:
+        with store.transaction() as c:
+            for i in range(200):
+                c.execute(
+                    "INSERT INTO generations (key, model, role, item, repeat, text, created_at) "
+                    "VALUES (?, 'm', 'candidate', 'i', ?, ?, 0)",
+                    (f"{batch}-{i}", i, "текст " * 50),
+                )
+        batch += 1
+        if batch == 3:
+            print("ready", flush=True)
+    """
+)
+
+
+def test_store_survives_a_kill_mid_write(tmp_path: Path) -> None:
+    db = tmp_path / "run.sqlite"
+    rng = random.Random(8)
+    for _ in range(3):
+        proc = subprocess.Popen([sys.executable, "-c", WRITER, str(db)], env=_env(), stdout=subprocess.PIPE,
+                                text=True)
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+        time.sleep(rng.uniform(0.01, 0.2))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        with sqlite3.connect(db) as conn:
+            assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+            assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+            n = conn.execute("SELECT COUNT(*) FROM generations").fetchone()[0]
+        assert n >= 600 and n % 200 == 0  # whole transactions only: never half a batch
+        with sqlite3.connect(db) as conn:
+            conn.execute("DELETE FROM generations")
