@@ -44,11 +44,15 @@ def test_sentinel_key_is_in_no_file_and_no_console_output(tmp_path: Path) -> Non
     assert sent and all(h == f"Bearer {SENTINEL}" for h in sent)  # the key was really used
     run_dir = tmp_path / "runs" / "r"
     files = [p for p in run_dir.rglob("*") if p.is_file()]
-    assert {"run.sqlite", "config.yaml", "summary.json", "generations.csv", "results.xlsx"} <= {p.name for p in files}
+    assert {"run.sqlite", "config.yaml", "run.log", "summary.json", "generations.csv", "results.xlsx"} <= {
+        p.name for p in files}
     for path in files:
         assert SENTINEL[:10].encode() not in path.read_bytes(), path  # not even the part before a cut
     assert SENTINEL[:10] not in proc.stdout + proc.stderr
     assert "VLMPIPE_TEST_KEY" in (run_dir / "config.yaml").read_text()  # the variable's name, not its value
+    log = (run_dir / "logs" / "run.log").read_text(encoding="utf-8")
+    assert "model rejected: 3 of 3 generations failed (http_401: 3)" in log
+    assert "model echoed: 2 of 3 generations failed" in log and "***" in log  # the echoed key, masked
     errors = (run_dir / "report" / "generations.csv").read_text(encoding="utf-8")
     assert "HTTP 401: Incorrect API key provided." in errors
     assert "'Authorization': 'Bearer ***'" in errors and "invalid key *** for this org" in errors

@@ -54,5 +54,6 @@ def test_hostile_generations_are_strings_in_xlsx_verbatim_in_csv_and_touch_nothi
     created = {p.name for p in tmp_path.rglob("*")} | {p.name for p in tmp_path.parent.glob("pwned*")}
     assert not any(name.startswith("pwned") for name in created)
     run_files = {p.relative_to(result.run_dir).as_posix() for p in result.run_dir.rglob("*") if p.is_file()}
-    assert run_files <= {"run.sqlite", "run.sqlite-wal", "run.sqlite-shm", "config.yaml", "report/summary.json",
+    assert run_files <= {"run.sqlite", "run.sqlite-wal", "run.sqlite-shm", "config.yaml", "logs/run.log",
+                         "report/summary.json",
                          "report/generations.csv", "report/results.xlsx"}

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -65,7 +66,9 @@ async def _run_model(
         if hasattr(provider, "limiter"):
             provider.limiter = limiter  # HTTP attempts follow the server's 429s
         sem = asyncio.Semaphore(width)
-        state = {"ok": 0, "conn_in_row": 0, "given_up": None}
+        state: dict[str, Any] = {"ok": 0, "conn_in_row": 0, "given_up": None}
+        errors: Counter[str] = Counter()
+        first_error: list[str] = []
 
         async def one(p: PlannedGeneration) -> None:
             item = items[p.item]
@@ -87,6 +90,9 @@ async def _run_model(
                         gen = await provider.generate(req)
                         _track_health(state, spec, gen)
             store.put_generation(_row(p, gen))
+            if gen.error:
+                errors[gen.error_kind or "error"] += 1
+                first_error[:] = first_error or [f"{p.item}#{p.repeat}: {gen.error}"]
             advance(1)
 
         try:
@@ -96,6 +102,9 @@ async def _run_model(
             raise RunDeadline from None
         finally:
             await provider.aclose()
+            if errors:
+                log.warning("model %s: %d of %d generations failed (%s); first: %s", spec.name, errors.total(),
+                            len(todo), ", ".join(f"{k}: {v}" for k, v in errors.most_common()), first_error[0])
             store.update_model_info(spec.name, {
                 "failed": state["given_up"],
                 "concurrency_min": limiter.min_limit,

@@ -20,6 +20,7 @@ from .generate import RunDeadline, generate
 from .images import ImageError, PreparedImage
 from .plan import make_plan
 from .report import write_report
+from .runlog import run_log
 from .scoring import score_run
 from .store import Store
 
@@ -96,7 +97,7 @@ def run(config: RunConfig | str | Path, *, show_progress: bool = True, max_time_
     cap = max_time_s if max_time_s is not None else cfg.max_run_time_s
     run_dir = Path(cfg.run_dir)
     save_config(cfg, run_dir)
-    with open_store(run_dir) as store:
+    with run_log(cfg, run_dir), open_store(run_dir) as store:
         store.set_meta("stopped", None)
         images = prepare_items(cfg, store)
         plan = make_plan(cfg, store.items())
