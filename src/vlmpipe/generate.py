@@ -95,11 +95,14 @@ async def _run_model(
                 first_error[:] = first_error or [f"{p.item}#{p.repeat}: {gen.error}"]
             advance(1)
 
+        cap = asyncio.timeout_at(deadline)
         try:
-            async with asyncio.timeout_at(deadline):
+            async with cap:
                 await asyncio.gather(*(one(p) for p in todo))
         except TimeoutError:
-            raise RunDeadline from None
+            if cap.expired():
+                raise RunDeadline from None
+            raise
         finally:
             await provider.aclose()
             if errors:
