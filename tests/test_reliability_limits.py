@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from fakeserver import FakeOpenAIServer
 from typer.testing import CliRunner
 
+from fakeserver import FakeOpenAIServer
 from reliability_helpers import image_responder, make_images, model, write_config
 from vlmpipe.cli import app
 
@@ -28,7 +28,7 @@ def test_max_time_stops_cleanly_and_the_next_run_finishes_the_rest(tmp_path: Pat
     assert first.exit_code == 1, first.output
     done = summary["models"]["m"]["n"]
     assert 0 < done < ITEMS and summary["models"]["m"]["n_errors"] == 0
-    message = " ".join(first.stderr.split())
+    message = " ".join(first.output.split())
     assert f"stopped: the run time limit of 1.5 s was reached; {done} of {ITEMS} generations are stored" in message
     assert summary["run"]["stopped"].startswith("stopped: the run time limit of 1.5 s")
     assert (tmp_path / "runs" / "r" / "report" / "results.xlsx").is_file()

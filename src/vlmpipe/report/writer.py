@@ -8,6 +8,7 @@ from typing import Any
 
 from ..aggregate import build_summary, generation_table
 from ..config import RunConfig
+from ..judge.export import write_judge_files
 from ..store import Store
 from .tables import generation_rows, write_csv, write_workbook
 
@@ -22,4 +23,5 @@ def write_report(cfg: RunConfig, store: Store, run_dir: Path) -> dict[str, Any]:
     header, rows = generation_rows(table)
     write_csv(out / "generations.csv", header, rows)
     write_workbook(out / "results.xlsx", summary, table)
+    write_judge_files(store, out)
     return summary
