@@ -1,5 +1,6 @@
-"""Crash and resume: a run SIGKILLed at random points of generation, then resumed, ends with exactly the planned
-generations, none twice, no finished request sent again, and the same aggregates as an uninterrupted run."""
+"""Crash and resume: a run SIGKILLed at random points of generation and judging, then resumed, ends with exactly
+the planned generations and one judgement each, none twice, no finished request sent again, and the same
+aggregates as an uninterrupted run."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import csv
 import json
 import os
 import random
+import re
 import signal
 import sqlite3
 import subprocess
@@ -18,8 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from fakeserver import FakeOpenAIServer
-
-from reliability_helpers import image_digest, make_images, model, write_config
+from reliability_helpers import image_digest, make_images, model, write_config, write_manifest
 from vlmpipe.pipeline import run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,10 +28,20 @@ ITEMS, REPEATS, CONCURRENCY = 5, 3, 3
 MODELS = [("a", "vlm-a"), ("b", "vlm-b")]
 PLANNED = ITEMS * REPEATS * len(MODELS)
 TIMING = {"latency_s", "ttft_s", "chars_per_s_mean", "output_tokens_per_s_mean"}
+ANSWER_RE = re.compile(r"<answer_([ab])>\n(.*?)\n</answer_\1>", re.DOTALL)
+GENERATED = "SELECT COUNT(*) FROM generations WHERE error IS NULL"
+JUDGED = "SELECT COUNT(*) FROM judgements WHERE error IS NULL"
 
 
 def responder(body: dict[str, Any]) -> str:
-    """Deterministic per model and image (the same for every repeat), ten words long."""
+    """Candidates: deterministic per model and image (the same for every repeat), ten words long.
+    The judge: scores derived from the two answers' texts, so judgements are deterministic too."""
+    if body.get("model") == "fake-judge":
+        user = body["messages"][-1]["content"]
+        answers = dict(ANSWER_RE.findall(next(p["text"] for p in user if p["type"] == "text")))
+        score = {k: 3 + sum(map(ord, v)) % 7 for k, v in answers.items()}
+        return json.dumps({"explanation_a": "ok", "explanation_b": "ok", "score_a": score["a"],
+                           "score_b": score["b"]})
     d = image_digest(body)
     return f"Здравствуйте, {body.get('model')} видит заказ {d[:6]} и ошибку {d[6:]}, помогите пожалуйста срочно."
 
@@ -41,24 +52,24 @@ def _env() -> dict[str, str]:
     return env
 
 
-def _stored(db: Path) -> int:
+def _stored(db: Path, sql: str = GENERATED) -> int:
     if not db.exists():
         return 0
     try:
         with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1) as conn:
-            return int(conn.execute("SELECT COUNT(*) FROM generations WHERE error IS NULL").fetchone()[0])
+            return int(conn.execute(sql).fetchone()[0])
     except sqlite3.OperationalError:  # the schema is not there yet
         return 0
 
 
-def _run_until_killed(cfg: Path, db: Path, target: int, extra_s: float) -> bool:
-    """Start ``vlmpipe run`` and SIGKILL it once ``target`` generations are stored plus ``extra_s``.
+def _run_until_killed(cfg: Path, db: Path, sql: str, target: int, extra_s: float) -> bool:
+    """Start ``vlmpipe run`` and SIGKILL it once ``sql`` counts ``target`` rows, plus ``extra_s``.
     Returns whether it was killed (False: it finished first)."""
     proc = subprocess.Popen([sys.executable, "-m", "vlmpipe.cli", "run", str(cfg), "--quiet"], env=_env(),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 60
-        while proc.poll() is None and _stored(db) < target and time.monotonic() < deadline:
+        while proc.poll() is None and _stored(db, sql) < target and time.monotonic() < deadline:
             time.sleep(0.01)
         time.sleep(extra_s)
         if proc.poll() is not None:
@@ -83,18 +94,28 @@ def _texts(report: Path) -> list[tuple[str, str, str, str, str]]:
 
 def test_killed_runs_resume_to_exactly_the_plan_with_identical_aggregates(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    make_images(data, ITEMS)
+    names = make_images(data, ITEMS)
+    write_manifest(data, [{"id": n.removesuffix(".png"), "image": n, "reference": f"Здравствуйте, эталон {n}."}
+                          for n in names])
     rng = random.Random(8)
-    targets = sorted(rng.sample(range(1, PLANNED - 4), 6))
+    gen_targets = sorted(rng.sample(range(1, PLANNED - 4), 4))
+    judge_targets = sorted(rng.sample(range(1, PLANNED - 4), 3))
     with FakeOpenAIServer(responder=responder, ttft_s=0.02, token_delay_s=0.03) as srv:
         models = [model(n, srv.url, model=mid) for n, mid in MODELS]
-        kw = {"repeats": REPEATS, "concurrency": CONCURRENCY, "seed": 3}
+        judge = {"enabled": True, "mode": "random", "seed": 5,
+                 "model": model("judge", srv.url, model="fake-judge", stream=False, temperature=0.0)}
+        kw = {"repeats": REPEATS, "concurrency": CONCURRENCY, "seed": 3, "judge": judge,
+              "dataset": {"path": str(data), "manifest": str(data / "manifest.jsonl")}}
         cfg = write_config(tmp_path / "c.yaml", data, models, **kw)
         db = tmp_path / "runs" / "r" / "run.sqlite"
-        kills = 0
-        for target in targets:
-            kills += _run_until_killed(cfg, db, target, rng.uniform(0.0, 0.12))
-        stored_before_resume = _stored(db)
+        kills = judge_kills = 0
+        for target in gen_targets:
+            kills += _run_until_killed(cfg, db, GENERATED, target, rng.uniform(0.0, 0.12))
+        for target in judge_targets:
+            killed = _run_until_killed(cfg, db, JUDGED, target, rng.uniform(0.0, 0.12))
+            kills += killed
+            judge_kills += killed and _stored(db) == PLANNED
+        stored_before_resume = _stored(db), _stored(db, JUDGED)
         final = subprocess.run([sys.executable, "-m", "vlmpipe.cli", "run", str(cfg), "--quiet"], env=_env(),
                                capture_output=True, text=True, timeout=120)
         resumed_requests = list(srv.requests)
@@ -105,22 +126,25 @@ def test_killed_runs_resume_to_exactly_the_plan_with_identical_aggregates(tmp_pa
         baseline_requests = len(srv.requests)
 
     assert final.returncode == 0, final.stderr
-    assert kills >= 5 and stored_before_resume < PLANNED
-    # exactly items × models × repeats generations, each key once, all finished
+    assert kills >= 5 and judge_kills >= 2 and stored_before_resume[1] < PLANNED
+    # exactly items × models × repeats generations and one judgement each, each key once, all finished
     with sqlite3.connect(db) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         rows = conn.execute("SELECT g.key, g.error FROM generations g JOIN plan p ON p.key = g.key").fetchall()
         assert conn.execute("SELECT COUNT(*) FROM plan").fetchone()[0] == PLANNED
+        judged = conn.execute("SELECT generation_key, error FROM judgements").fetchall()
     assert len(rows) == PLANNED and len({k for k, _ in rows}) == PLANNED and all(e is None for _, e in rows)
+    assert sorted(k for k, _ in judged) == sorted(k for k, _ in rows) and all(e is None for _, e in judged)
     # no finished request sent twice: beyond the plan, only requests cut off by a kill were sent again
-    assert baseline_requests == PLANNED
-    assert PLANNED <= len(resumed_requests) <= PLANNED + kills * CONCURRENCY
+    assert baseline_requests == 2 * PLANNED  # one generation and one judgement each
+    assert 2 * PLANNED <= len(resumed_requests) <= 2 * PLANNED + kills * CONCURRENCY
     per_image = Counter((b["model"], image_digest(b)) for b in resumed_requests)
-    assert len(per_image) == ITEMS * len(MODELS) and min(per_image.values()) >= REPEATS
-    # the same aggregates and texts as the uninterrupted run (timings naturally differ)
+    assert len(per_image) == ITEMS * (len(MODELS) + 1) and min(per_image.values()) >= REPEATS
+    # the same aggregates (judge included) and texts as the uninterrupted run (timings naturally differ)
     run_dir = tmp_path / "runs" / "r"
     resumed = json.loads((run_dir / "report" / "summary.json").read_text())
     assert _comparable(resumed) == _comparable(baseline.summary)
+    assert resumed["models"]["a"]["judge"]["n"] == ITEMS * REPEATS
     assert _texts(run_dir / "report") == _texts(baseline.report_dir)
     assert resumed["models"]["a"]["n"] == ITEMS * REPEATS and resumed["models"]["a"]["n_errors"] == 0
 
