@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from .config import RunConfig
+from .injection import add_injection_flags
 from .judge.aggregate import add_judge
 from .metrics.base import REGISTRY
 from .store import Store
@@ -143,4 +144,5 @@ def build_summary(cfg: RunConfig, store: Store) -> dict[str, Any]:
         "models": models,
     }
     add_judge(cfg, store, summary)
+    add_injection_flags(store, summary)
     return summary
