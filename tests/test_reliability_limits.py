@@ -9,7 +9,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from fakeserver import FakeOpenAIServer
-from reliability_helpers import image_responder, make_images, model, write_config
+from reliability_helpers import image_responder, make_images, model, write_config, write_manifest
 from vlmpipe.cli import app
 
 ITEMS, CONCURRENCY = 12, 2
@@ -45,3 +45,18 @@ def test_max_run_time_in_the_config_is_validated(tmp_path: Path) -> None:
     cfg = write_config(tmp_path / "c.yaml", data, [model("m", "http://127.0.0.1:9/v1")], max_run_time_s=-1)
     result = CliRunner().invoke(app, ["run", str(cfg), "--quiet"])
     assert result.exit_code == 2 and "max_run_time_s: Input should be greater than 0" in result.stderr
+
+
+def test_no_judge_spending_after_the_time_cap(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    names = make_images(data, ITEMS)
+    write_manifest(data, [{"id": n.removesuffix(".png"), "image": n, "reference": "Здравствуйте."} for n in names])
+    with FakeOpenAIServer(responder=image_responder, ttft_s=0.05, token_delay_s=0.05) as srv:
+        judge = {"enabled": True, "model": model("judge", srv.url, model="fake-judge", stream=False)}
+        cfg = write_config(tmp_path / "c.yaml", data, [model("m", srv.url)], concurrency=CONCURRENCY, judge=judge,
+                           dataset={"path": str(data), "manifest": str(data / "manifest.jsonl")})
+        result = CliRunner().invoke(app, ["run", str(cfg), "--quiet", "--max-time", "1"])
+        judge_requests = [b for b in srv.requests if b["model"] == "fake-judge"]
+    assert result.exit_code == 1, result.output
+    assert judge_requests == []
+    assert "judge skipped: the run time limit was reached" in " ".join(result.output.split())
