@@ -1,6 +1,9 @@
-"""Per-generation metrics. Importing this package registers every built-in metric."""
+"""Per-generation metrics. Importing this package registers every built-in metric (in report column order)."""
 
-from .. import injection as _injection  # noqa: F401  (registers the prompt-injection marker)
+# isort: off
+from . import letters, spelling, language, overlap, grounding  # noqa: F401  (registers the metrics)
+from .. import injection  # noqa: F401  (registers the prompt-injection marker)
+# isort: on
 from .base import REGISTRY, Metric, Score, ScoreContext, register
 
 __all__ = ["REGISTRY", "Metric", "Score", "ScoreContext", "register"]
