@@ -9,6 +9,7 @@ import json
 import os
 import random
 import re
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -22,12 +23,14 @@ from typing import Any
 from fakeserver import FakeOpenAIServer
 from reliability_helpers import image_digest, make_images, model, write_config, write_manifest
 from vlmpipe.pipeline import run
+from vlmpipe.pipeline import score as score_pipeline
 
 ROOT = Path(__file__).resolve().parents[1]
 ITEMS, REPEATS, CONCURRENCY = 5, 3, 3
 MODELS = [("a", "vlm-a"), ("b", "vlm-b")]
 PLANNED = ITEMS * REPEATS * len(MODELS)
 TIMING = {"latency_s", "ttft_s", "chars_per_s_mean", "output_tokens_per_s_mean"}
+MONITORING = ("gpu_", "server_")
 ANSWER_RE = re.compile(r"<answer_([ab])>\n(.*?)\n</answer_\1>", re.DOTALL)
 GENERATED = "SELECT COUNT(*) FROM generations WHERE error IS NULL"
 JUDGED = "SELECT COUNT(*) FROM judgements WHERE error IS NULL"
@@ -62,10 +65,10 @@ def _stored(db: Path, sql: str = GENERATED) -> int:
         return 0
 
 
-def _run_until_killed(cfg: Path, db: Path, sql: str, target: int, extra_s: float) -> bool:
-    """Start ``vlmpipe run`` and SIGKILL it once ``sql`` counts ``target`` rows, plus ``extra_s``.
+def _run_until_killed(cfg: Path, db: Path, sql: str, target: int, extra_s: float, command: str = "run") -> bool:
+    """Start ``vlmpipe run`` (or ``command``) and SIGKILL it once ``sql`` counts ``target`` rows, plus ``extra_s``.
     Returns whether it was killed (False: it finished first)."""
-    proc = subprocess.Popen([sys.executable, "-m", "vlmpipe.cli", "run", str(cfg), "--quiet"], env=_env(),
+    proc = subprocess.Popen([sys.executable, "-m", "vlmpipe.cli", command, str(cfg), "--quiet"], env=_env(),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 60
@@ -84,7 +87,17 @@ def _run_until_killed(cfg: Path, db: Path, sql: str, target: int, extra_s: float
 
 
 def _comparable(summary: dict[str, Any]) -> dict[str, Any]:
-    return {name: {k: v for k, v in m.items() if k not in TIMING} for name, m in summary["models"].items()}
+    """Per-model aggregates without what measures time or the machine (timings, GPU and server monitoring,
+    which a resumed run's last invocation samples only while it still generates)."""
+
+    def keep(key: str) -> bool:
+        return key not in TIMING and not key.startswith(MONITORING)
+
+    out = {}
+    for name, m in summary["models"].items():
+        out[name] = {k: ({k2: v2 for k2, v2 in v.items() if keep(k2)} if isinstance(v, dict) else v)
+                     for k, v in m.items() if keep(k)}
+    return out
 
 
 def _texts(report: Path) -> list[tuple[str, str, str, str, str]]:
@@ -147,6 +160,46 @@ def test_killed_runs_resume_to_exactly_the_plan_with_identical_aggregates(tmp_pa
     assert resumed["models"]["a"]["judge"]["n"] == ITEMS * REPEATS
     assert _texts(run_dir / "report") == _texts(baseline.report_dir)
     assert resumed["models"]["a"]["n"] == ITEMS * REPEATS and resumed["models"]["a"]["n_errors"] == 0
+
+
+def test_killed_scoring_resumes_to_the_same_scores(tmp_path: Path) -> None:
+    """``vlmpipe score`` killed after a seeded number of metrics were stored, three times, then run to the end,
+    stores exactly the scores of an uninterrupted scoring."""
+    data = tmp_path / "data"
+    names = make_images(data, ITEMS)
+    write_manifest(data, [{"id": n.removesuffix(".png"), "image": n, "reference": f"Здравствуйте, заказ {i} отменили.",
+                           "facts": [str(i)]} for i, n in enumerate(names)])
+    with FakeOpenAIServer(responder=responder) as srv:
+        cfg = write_config(tmp_path / "c.yaml", data, [model("a", srv.url, model="vlm-a")], repeats=REPEATS,
+                           dataset={"path": str(data), "manifest": str(data / "manifest.jsonl")})
+        run(cfg, show_progress=False)
+    run_dir = tmp_path / "runs" / "r"
+    saved = run_dir / "config.yaml"
+    saved.write_text(saved.read_text().replace("  enabled: []\n", "  enabled: null\n", 1))  # every metric
+    baseline_dir = tmp_path / "baseline"
+    shutil.copytree(run_dir, baseline_dir)
+    n = ITEMS * REPEATS
+    scored = "SELECT COUNT(*) FROM scores"
+    rng = random.Random(8)
+    kills = 0
+    for k in sorted(rng.sample(range(1, 8), 3)):  # after k metric columns were stored
+        kills += _run_until_killed(run_dir, run_dir / "run.sqlite", scored, k * n, rng.uniform(0, 0.05), "score")
+    partial = _stored(run_dir / "run.sqlite", scored)
+    final = subprocess.run([sys.executable, "-m", "vlmpipe.cli", "score", str(run_dir), "--quiet"], env=_env(),
+                           capture_output=True, text=True, timeout=120)
+    score_pipeline(baseline_dir, show_progress=False)
+    assert final.returncode == 0, final.stderr
+    assert kills == 3 and partial > 0
+
+    def scores(db: Path) -> list[tuple[Any, ...]]:
+        with sqlite3.connect(db) as conn:
+            assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+            return sorted(conn.execute("SELECT key, metric, value, detail FROM scores").fetchall())
+
+    resumed, clean = scores(run_dir / "run.sqlite"), scores(baseline_dir / "run.sqlite")
+    assert len(resumed) > 8 * n and len({(k, m) for k, m, *_ in resumed}) == len(resumed)
+    assert resumed == clean
+    assert partial < len(clean)
 
 
 WRITER = textwrap.dedent(
