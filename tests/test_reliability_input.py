@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 import yaml
-from fakeserver import Behavior, FakeOpenAIServer
 from typer.testing import CliRunner
 
+from fakeserver import Behavior, FakeOpenAIServer
 from reliability_helpers import image_responder, make_images, model, png_header_only, write_config, write_manifest
 from test_images import rgba16_png
 from vlmpipe.cli import app
@@ -122,6 +122,7 @@ def test_decompression_bomb_is_refused_from_the_header_without_decoding() -> Non
     ("config", "message"),
     [
         ({"modles": []}, "modles: unknown key"),
+        ({"[/bold]": 1}, "[/bold]: unknown key"),  # user text in the message is not console markup
         ({"repeats": "many"}, "repeats: Input should be a valid integer"),
         ({"models": [{"name": "m", "temperature": "hot"}]}, "models.0.temperature: Input should be a valid number"),
     ],
