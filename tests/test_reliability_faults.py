@@ -13,10 +13,11 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import fakeserver
 import pytest
-from fakeserver import Behavior, FakeOpenAIServer
+from openpyxl import load_workbook
 
+import fakeserver
+from fakeserver import Behavior, FakeOpenAIServer
 from reliability_helpers import image_digest, image_responder, make_images, model, write_config
 from vlmpipe import generate as generate_mod
 from vlmpipe.limiter import AdaptiveLimiter
@@ -93,6 +94,11 @@ def test_every_fault_ends_as_a_result_or_an_error_with_its_kind(tmp_path: Path) 
     assert (d["n"], d["n_errors"], d["error_rate"]) == (len(FAULTS), len(FAULTS), 1.0)
     assert d["errors_by_kind"] == {"connection": len(FAULTS)}
     assert "failed 5 requests in a row and none succeeded" in d["failed"]
+    # and the workbook's summary sheet shows the error rate of each model
+    ws = load_workbook(result.report_dir / "results.xlsx")["summary"]
+    header = [c.value for c in ws[1]]
+    rates = {row[0]: row[header.index("error_rate")] for row in ws.iter_rows(min_row=2, values_only=True)}
+    assert rates == {"flaky": pytest.approx(n_failed / len(FAULTS)), "down": 1.0}
 
 
 def csv_rows(path: Path) -> list[dict[str, str]]:
