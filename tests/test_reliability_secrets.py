@@ -10,8 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from fakeserver import Behavior, FakeOpenAIServer
-
-from reliability_helpers import image_responder, make_images, model, write_config
+from reliability_helpers import file_digest, image_digest, image_responder, make_images, model, write_config
 from vlmpipe.redact import redact
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -20,14 +19,15 @@ SENTINEL = "sk-SENTINEL-8c1f0e2d9b7a4c3e"
 
 def test_sentinel_key_is_in_no_file_and_no_console_output(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    make_images(data, 3)
+    names = make_images(data, 3)
     echo: FakeOpenAIServer
+    role = {file_digest(data / n): i for i, n in enumerate(names)}  # what the server does with each screenshot
 
     def echo_headers(index: int, body: dict[str, Any]) -> Behavior:
         auth = echo.headers[index].get("authorization", "")
-        if index % 3 == 0:  # a proxy echoing the request headers in a 500; the 300-char cut falls inside the key
+        if role[image_digest(body)] == 0:  # a proxy echoing the headers in a 500; the 300-char cut falls in the key
             return Behavior("status", status=500, text="x" * 254 + f" headers: {{'Authorization': '{auth}'}}")
-        if index % 3 == 1:  # and one that repeats the bare key
+        if role[image_digest(body)] == 1:  # and one that repeats the bare key
             return Behavior("status", status=400, text=f"invalid key {auth.removeprefix('Bearer ')} for this org")
         return Behavior()
 
