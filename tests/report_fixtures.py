@@ -9,9 +9,11 @@ from typing import Any
 from vlmpipe.aggregate import _aggregate
 from vlmpipe.config import config_from_dict
 from vlmpipe.demo import demo_dir
+from vlmpipe.pipeline import save_config
 from vlmpipe.store import Store
 
-PLANTED = '<script>document.title="PWNED";document.body.appendChild(document.createElement("blink")).id="pwned"</script>'
+PLANTED = ('<script>document.title="PWNED";'
+           'document.body.appendChild(document.createElement("blink")).id="pwned"</script>')
 MODELS = ["Qwen2-VL-7B-Instruct", "Qwen2-VL-7B-Instruct-AWQ", "Модель-2B", "ocr-baseline"]
 ITEMS = [("failed_payment", "failed_payment.png"), ("cancelled_order", "cancelled_order.png"),
          ("blocked_card", "blocked_card.png"), ("lost_image", "missing.png")]
@@ -43,7 +45,7 @@ def make_synthetic_run(tmp: Path, *, with_judge: bool = True) -> tuple[Any, Path
         "repeats": REPEATS,
     })
     run_dir.mkdir(parents=True)
-    (run_dir / "config.yaml").write_text("", encoding="utf-8")
+    save_config(cfg, run_dir)
     store = Store(run_dir / "run.sqlite")
     store.put_items([{"id": i, "image": img, "reference": f"Эталон для {i}: оплата 20 588 ₽ не прошла.",
                       "facts": ["20 588 ₽"]} for i, img in ITEMS])
@@ -55,7 +57,8 @@ def make_synthetic_run(tmp: Path, *, with_judge: bool = True) -> tuple[Any, Path
                 k = key(m, item, r)
                 plan.append((k, m, "candidate", item, r))
                 failed = m == "Модель-2B" and item == "blocked_card" and r == 1
-                latency = 60.0 if (m == "Qwen2-VL-7B-Instruct-AWQ" and ii == 0 and r == 0) else 0.5 + 0.1 * mi + 0.05 * ii
+                frozen = m == "Qwen2-VL-7B-Instruct-AWQ" and ii == 0 and r == 0
+                latency = 60.0 if frozen else 0.5 + 0.1 * mi + 0.05 * ii
                 store.put_generation({
                     "key": k, "model": m, "role": "candidate", "item": item, "repeat": r,
                     "text": None if failed else answer(m, item, r),
@@ -81,7 +84,7 @@ def make_synthetic_run(tmp: Path, *, with_judge: bool = True) -> tuple[Any, Path
     store.put_scores(scores)
     if with_judge:
         store.conn.execute(JUDGEMENTS_DDL)
-        for k, m, _, item, r in plan:
+        for k, m, *_ in plan:
             store.conn.execute(
                 "INSERT INTO judgements VALUES (?,?,?,?,?,?,?,?)",
                 (k, "judge-mini", "AB", 8.0 - MODELS.index(m), 9.0, (8.0 - MODELS.index(m)) / 9.0,

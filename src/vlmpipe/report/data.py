@@ -189,7 +189,7 @@ def marks(metrics: dict[str, tuple[float | None, Any]], expected_language: str =
     language = None
     lang = metrics.get("language")
     if lang is not None:
-        v, d = lang
+        _v, d = lang
         language = d if isinstance(d, str) else get(d, "language") if isinstance(d, dict) else None
     off = metrics.get("off_language")
     if off is not None and number(off[0]) is not None:

@@ -17,12 +17,13 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from . import data  # noqa: E402
+from . import data
 
 log = logging.getLogger("vlmpipe.report")
+_MPL = tuple(int(x) for x in matplotlib.__version__.split(".")[:2])
 
 STYLE = {"font.family": "DejaVu Sans", "font.size": 9, "axes.titlesize": 11, "figure.dpi": 100,
          "savefig.dpi": 110, "axes.grid": True, "grid.alpha": 0.3}
@@ -154,7 +155,8 @@ def latency(summary: dict[str, Any], table: list[dict[str, Any]]) -> tuple[Any, 
         return "no successful generations with a latency"
     fig, ax = plt.subplots(figsize=(7.5, _height(len(names))))
     series = [per[n] for n in names]
-    ax.boxplot(series, vert=False, tick_labels=names, showmeans=True, widths=0.6)
+    horizontal = {"orientation": "horizontal"} if _MPL >= (3, 10) else {"vert": False}
+    ax.boxplot(series, tick_labels=names, showmeans=True, widths=0.6, **horizontal)
     ratio = max((max(v) / max(np.median(v), 1e-9)) for v in series)
     if ratio > LOG_SCALE_RATIO:
         ax.set_xscale("log")
@@ -167,7 +169,7 @@ def latency(summary: dict[str, Any], table: list[dict[str, Any]]) -> tuple[Any, 
     return fig, "Latency distribution"
 
 
-def _bar_drawer(field_name: str, column: str, label: str):  # noqa: ANN202
+def _bar_drawer(field_name: str, column: str, label: str):
     def draw(summary: dict[str, Any], table: list[dict[str, Any]]) -> tuple[Any, str] | str:
         names = [n for n in data.models(summary) if data.value(summary, n, field_name) is not None]
         if not names:

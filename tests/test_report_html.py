@@ -1,0 +1,69 @@
+"""index.html: self-contained, escaped, and checked in headless Chromium (console, cards, planted script)."""
+
+from __future__ import annotations
+
+import re
+from html import unescape
+from pathlib import Path
+
+import pytest
+
+from browser import Chromium, chromium_path
+from report_fixtures import ITEMS, MODELS, PLANTED, REPEATS, make_synthetic_run, patch_summary
+from vlmpipe.pipeline import report
+
+
+@pytest.fixture
+def index(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    _, run_dir = make_synthetic_run(tmp_path)
+    patch_summary(monkeypatch)
+    report(run_dir)
+    return run_dir / "report" / "index.html"
+
+
+def test_html_is_self_contained_and_escapes_model_text(index: Path) -> None:
+    html = index.read_text(encoding="utf-8")
+    assert PLANTED not in html
+    assert "&lt;script&gt;document.title=&#34;PWNED&#34;" in html
+    assert "<img src=x onerror" not in html and "&lt;img src=x onerror=alert(1)&gt;" in html
+    assert html.count("<script>") == 1  # the sorting script, allowed by its hash in the CSP
+    csp = unescape(re.search(r'http-equiv="Content-Security-Policy" content="([^"]+)"', html).group(1))
+    assert "default-src 'none'" in csp and "img-src data:" in csp and "script-src 'sha256-" in csp
+    assert not re.search(r'(src|href)="(https?:)?//', html)  # nothing loaded from anywhere
+    assert html.count('<section class="card"') == len(ITEMS)
+    assert 'id="plot-decision"' in html and 'id="plot-judge_ratio"' in html
+    assert "plot-bar_bleurt" not in html  # absent metric: no plot
+    assert '<mark class="spell">праходит</mark>' in html and '<mark class="number">43</mark>' in html
+    assert "off-language: en" in html
+    assert "image not available" in html  # lost_image has no file
+
+
+@pytest.mark.skipif(chromium_path() is None, reason="chromium not installed (scripts/setup.sh installs it)")
+def test_report_in_headless_chromium(index: Path, tmp_path: Path) -> None:
+    with Chromium(tmp_path / "browser") as browser:
+        page = browser.open(index)
+        assert page.errors == []
+        assert browser.evaluate("document.title") == "vlmpipe report: synthetic"
+        assert browser.evaluate("document.getElementById('pwned')") is None
+        assert browser.evaluate("document.querySelectorAll('blink').length") == 0
+        cards = browser.evaluate("Array.from(document.querySelectorAll('section.card')).map(c => c.dataset.item)")
+        assert cards == [i for i, _ in ITEMS]
+        answers = browser.evaluate("document.querySelectorAll('.gen').length")
+        assert answers == len(MODELS) * len(ITEMS) * REPEATS
+        shown = browser.evaluate("document.querySelector('#item-cancelled_order').innerText")
+        assert PLANTED in shown  # the script is on the page as text
+        imgs = browser.evaluate("Array.from(document.querySelectorAll('.shot img')).map(i => i.naturalWidth)")
+        assert len(imgs) == len(ITEMS) - 1 and all(w > 100 for w in imgs)
+        plots = browser.evaluate("Array.from(document.querySelectorAll('.plots img')).map(i => i.naturalWidth)")
+        assert len(plots) >= 8 and all(w > 300 for w in plots)
+        # repeats are collapsed, and sorting by a column works (the script ran under the CSP)
+        assert browser.evaluate("document.querySelectorAll('.card details').length") == len(ITEMS) * len(MODELS)
+        names = "Array.from(document.querySelectorAll('#ranking-table tbody td:first-child')).map(t => t.textContent)"
+        assert browser.evaluate(names)[0] == "Qwen2-VL-7B-Instruct"
+        col = browser.evaluate("Array.from(document.querySelectorAll('#ranking-table th')).findIndex("
+                               "th => th.textContent.startsWith('chars/s'))")
+        browser.evaluate(f"document.querySelectorAll('#ranking-table th')[{col}].click()")
+        assert browser.evaluate(names)[0] == "ocr-baseline"  # slowest first when ascending
+        assert page.errors == []
+        shot = browser.screenshot(tmp_path / "report.png")
+    assert shot.stat().st_size > 100_000
