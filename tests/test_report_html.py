@@ -67,3 +67,30 @@ def test_report_in_headless_chromium(index: Path, tmp_path: Path) -> None:
         assert page.errors == []
         shot = browser.screenshot(tmp_path / "report.png")
     assert shot.stat().st_size > 100_000
+
+
+@pytest.mark.skipif(chromium_path() is None, reason="chromium not installed (scripts/setup.sh installs it)")
+def test_demo_prints_ranking_and_report_with_screenshots(tmp_path: Path) -> None:
+    """`vlmpipe demo` ends with the ranking table and the path of index.html, which shows the demo's
+    screenshots with the OCR baseline's answers."""
+    from typer.testing import CliRunner
+
+    from vlmpipe.cli import app
+
+    res = CliRunner().invoke(app, ["demo", "--out", str(tmp_path / "runs"), "--quiet"], env={"COLUMNS": "300"})
+    assert res.exit_code == 0, res.output
+    index = tmp_path / "runs" / "demo" / "report" / "index.html"
+    assert "ocr-baseline" in res.output and "chars/s" in res.output
+    assert res.output.rstrip().splitlines()[-1] == f"report: {index}"
+    with Chromium(tmp_path / "browser") as browser:
+        page = browser.open(index)
+        assert page.errors == []
+        cards = browser.evaluate("document.querySelectorAll('section.card').length")
+        assert cards == 8
+        widths = browser.evaluate("Array.from(document.querySelectorAll('.shot img')).map(i => i.naturalWidth)")
+        assert len(widths) == 8 and min(widths) > 200
+        answers = browser.evaluate("Array.from(document.querySelectorAll('.gen .answer')).map(a => a.innerText)")
+        assert len(answers) == 8 and all(a.strip() for a in answers)
+        assert any("Заказ" in a or "заказ" in a for a in answers)  # OCR read the Russian screenshots
+        browser.screenshot(tmp_path / "demo-report.png")
+    assert (tmp_path / "demo-report.png").stat().st_size > 100_000
