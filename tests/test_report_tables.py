@@ -104,3 +104,19 @@ def test_without_judge_the_sheet_says_so(tmp_path: Path) -> None:
     ws = wb["judgements"]
     assert ws.max_row == 2 and ws["A2"].value.startswith("judge not run")
     assert not (run_dir / "report" / "judgements.csv").exists()
+
+
+def test_judgements_outside_the_plan_are_left_out(tmp_path: Path) -> None:
+    from report_fixtures import key
+    from vlmpipe.report.data import judgements
+    from vlmpipe.store import Store
+
+    _, run_dir = make_synthetic_run(tmp_path)
+    with Store(run_dir / "run.sqlite") as store:
+        assert len(judgements(store)) == 32
+        store.conn.execute("DELETE FROM plan WHERE key = ?", (key(MODELS[0], ITEMS[0][0], 0),))
+        rows = judgements(store)
+    assert len(rows) == 31
+    row = next(r for r in rows if r["generation_key"] == key(MODELS[1], ITEMS[1][0], 1))
+    assert (row["model"], row["item"], row["repeat"]) == (MODELS[1], ITEMS[1][0], 1)
+    assert row["candidate"].startswith("Здравствуйте")

@@ -128,8 +128,8 @@ def _first(d: dict[str, Any], *keys: str) -> Any:
 # --- the store ------------------------------------------------------------------------------------------
 
 def judgements(store: Store) -> list[dict[str, Any]] | None:
-    """Rows of the store's ``judgements`` table (``None`` when the judge stage never ran), with the
-    generation's model, item, repeat and text filled in from ``generations`` when the row holds only its key."""
+    """Rows of the store's ``judgements`` table (``None`` when the judge stage never ran) for the current plan's
+    generations, with the generation's model, item, repeat and text filled in when the row holds only its key."""
     try:
         exists = store.conn.execute(
             "SELECT 1 FROM sqlite_master WHERE type='table' AND name='judgements'").fetchone()
@@ -138,10 +138,13 @@ def judgements(store: Store) -> list[dict[str, Any]] | None:
         rows = [dict(r) for r in store.conn.execute("SELECT * FROM judgements")]
     except sqlite3.Error:
         return None
-    gens = {g["key"]: g for g in store.generations(planned=False)}
+    gens = {g["key"]: g for g in store.generations()}
     out = []
     for r in rows:
-        g = gens.get(r.get("generation_key") or r.get("key") or "")
+        k = r.get("generation_key") or r.get("key")
+        if k is not None and k not in gens:
+            continue  # a judgement of a generation outside the current plan (an older prompt, a removed model)
+        g = gens.get(k or "")
         if g:
             for k in ("model", "item", "repeat"):
                 r.setdefault(k, g[k])
