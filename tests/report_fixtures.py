@@ -9,6 +9,7 @@ from typing import Any
 from vlmpipe.aggregate import _aggregate
 from vlmpipe.config import config_from_dict
 from vlmpipe.demo import demo_dir
+from vlmpipe.judge.store import put_judgements, set_judge_meta
 from vlmpipe.pipeline import save_config
 from vlmpipe.store import Store
 
@@ -19,9 +20,7 @@ ITEMS = [("failed_payment", "failed_payment.png"), ("cancelled_order", "cancelle
          ("blocked_card", "blocked_card.png"), ("lost_image", "missing.png")]
 REPEATS = 2
 
-JUDGEMENTS_DDL = """CREATE TABLE IF NOT EXISTS judgements (
-    generation_key TEXT NOT NULL, judge TEXT, ordering TEXT, candidate_score REAL, reference_score REAL,
-    ratio REAL, explanation TEXT, error TEXT, PRIMARY KEY (generation_key, ordering))"""
+
 
 
 def key(model: str, item: str, repeat: int) -> str:
@@ -83,13 +82,17 @@ def make_synthetic_run(tmp: Path, *, with_judge: bool = True) -> tuple[Any, Path
     store.set_plan(plan)
     store.put_scores(scores)
     if with_judge:
-        store.conn.execute(JUDGEMENTS_DDL)
-        for k, m, *_ in plan:
-            store.conn.execute(
-                "INSERT INTO judgements VALUES (?,?,?,?,?,?,?,?)",
-                (k, "judge-mini", "AB", 8.0 - MODELS.index(m), 9.0, (8.0 - MODELS.index(m)) / 9.0,
-                 "<img src=x onerror=alert(1)> The candidate names the order." if m == "Модель-2B"
-                 else "Кандидат точен.", None))
+        put_judgements(store, [
+            {"key": f"j|{k}|{pos}", "generation_key": k, "model": m, "item": item, "repeat": r,
+             "candidate_position": pos, "signature": "sig1", "candidate_score": 8.0 - MODELS.index(m),
+             "reference_score": 9.0, "error": None, "attempts": 1,
+             "explanation_candidate": "<img src=x onerror=alert(1)> The candidate names the order."
+             if m == "Модель-2B" else "Кандидат точен.", "explanation_reference": "Эталон полон."}
+            for k, m, _, item, r in plan for pos in ("A", "B")])
+        put_judgements(store, [{"key": "old", "generation_key": plan[0][0], "model": plan[0][1], "item": plan[0][3],
+                                "repeat": 0, "candidate_position": "A", "signature": "old-signature",
+                                "candidate_score": 1.0, "reference_score": 9.0}])
+        set_judge_meta(store, {"signature": "sig1", "mode": "both", "seed": 0, "model": "judge-mini"})
     store.close()
     return cfg, run_dir
 
@@ -116,12 +119,12 @@ def enrich(summary: dict[str, Any], table: list[dict[str, Any]]) -> dict[str, An
                       "candidate_score_mean": 8.0, "reference_score_mean": 9.0, "win_rate": 0.2, "tie_rate": 0.3,
                       "loss_rate": 0.5, "n": 8, "n_failed": 0, "position_consistency": 0.9}
         m["gpu_memory_gb_peak"] = gpu[name]
-    summary["pairwise"] = [
+    summary["pairwise"] = {"judge.ratio": [
         {"a": "Qwen2-VL-7B-Instruct", "b": "Qwen2-VL-7B-Instruct-AWQ", "metric": "judge.ratio", "diff": 0.036,
          "ci95": [-0.01, 0.08], "p_a_better": 0.91, "n": 3},
         {"a": "Qwen2-VL-7B-Instruct", "b": "Модель-2B", "metric": "judge.ratio", "diff": 0.272,
          "ci95": [0.2, 0.34], "p_a_better": 1.0, "n": 3},
-    ]
+    ]}
     return summary
 
 

@@ -21,6 +21,10 @@ def test_pairwise_spellings_and_reversal() -> None:
     back = data.find_pair(pairs, "y", "x")
     assert back["diff"] == -0.1 and back["ci95"] == (-0.2, -0.02) and abs(back["p_a_better"] - 0.03) < 1e-12
     assert data.find_pair(pairs, "x", "z") is None
+    as_judge_writes = {"pairwise": {"judge.ratio": [{"a": "x", "b": "y", "metric": "judge.ratio_mean", "diff": 0.1,
+                                                     "ci95": [0.02, 0.2], "p_a_better": 0.97, "n_items": 10}]}}
+    (p,) = data.pairwise(as_judge_writes)
+    assert p["metric"] == "judge.ratio_mean" and p["n"] == 10 and p["ci95"] == (0.02, 0.2)
 
 
 def test_marks_from_metric_details() -> None:

@@ -18,7 +18,7 @@ ALL = {"tech_stats", "latency", "bar_perplexity", "bar_rouge1_f", "bar_chrf", "j
 
 
 def _inputs(tmp_path: Path, enriched: bool = True) -> tuple[dict, list]:
-    cfg, run_dir = make_synthetic_run(tmp_path)
+    cfg, run_dir = make_synthetic_run(tmp_path, with_judge=enriched)
     with Store(run_dir / "run.sqlite") as store:
         summary, table = build_summary(cfg, store), generation_table(store)
     return (enrich(summary, table) if enriched else summary), table
@@ -41,7 +41,7 @@ def test_every_plot_with_its_numbers_and_no_missing_glyphs(tmp_path: Path) -> No
 
 
 def test_absent_metrics_are_left_out(tmp_path: Path) -> None:
-    summary, table = _inputs(tmp_path, enriched=False)  # the skeleton's summary: timings only
+    summary, table = _inputs(tmp_path, enriched=False)  # no metrics, no judge: timings only
     result = write_plots(summary, table, tmp_path / "plots")
     assert {p.name for p in result.plots} == {"tech_stats", "latency"}
     assert set(result.skipped) == ALL - {"tech_stats", "latency"} | {"bar_bleurt"}

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from .config import RunConfig
+from .judge.aggregate import add_judge
 from .metrics.base import REGISTRY
 from .store import Store
 
@@ -129,7 +130,7 @@ def build_summary(cfg: RunConfig, store: Store) -> dict[str, Any]:
         s["unavailable"] = {**(m["info"] or {}).get("unavailable", {}), **missing}
         models[m["name"]] = s
     items = store.items()
-    return {
+    summary = {
         "schema": SCHEMA_VERSION,
         "run": {
             "name": cfg.name,
@@ -140,3 +141,5 @@ def build_summary(cfg: RunConfig, store: Store) -> dict[str, Any]:
         },
         "models": models,
     }
+    add_judge(cfg, store, summary)
+    return summary

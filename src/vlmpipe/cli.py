@@ -47,6 +47,11 @@ def _get(d: dict[str, Any], path: str) -> Any:
 
 def _finish(result: Any) -> None:
     console.print(_ranking_table(result.summary))
+    for note in getattr(result, "notes", []):
+        console.print(note, highlight=False, markup=False)
+    status = result.summary.get("judge_status") or {}
+    if status.get("state") in ("not_configured", "not_run"):
+        console.print(f"judge: {status['message']}", highlight=False, markup=False)
     report_dir = result.report_dir
     index = report_dir / "index.html"
     console.print(f"report: {index if index.exists() else report_dir / 'summary.json'}")
@@ -85,6 +90,25 @@ def score(run_dir: RunDir, quiet: Quiet = False) -> None:
 
     try:
         result = score_pipeline(run_dir, show_progress=not quiet)
+    except ConfigError as err:
+        _fail_start(str(err))
+    _finish(result)
+
+
+@app.command()
+def judge(
+    run_dir: RunDir,
+    max_cost: Annotated[float | None, typer.Option("--max-cost", min=0, help="Stop before the run's judge cost "
+                                                   "(USD, earlier calls included) would exceed this.")] = None,
+    limit: Annotated[int | None, typer.Option(
+        "--limit", min=0, help="At most N judgements now (one per generation and order).")] = None,
+    quiet: Quiet = False,
+) -> None:
+    """Judge RUN's candidate answers against the references with the LLM judge (what is not judged yet)."""
+    from .pipeline import judge as judge_pipeline
+
+    try:
+        result = judge_pipeline(run_dir, max_cost=max_cost, limit=limit, show_progress=not quiet)
     except ConfigError as err:
         _fail_start(str(err))
     _finish(result)

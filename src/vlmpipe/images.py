@@ -67,7 +67,7 @@ def _to_rgb8(im: Image.Image) -> Image.Image:
 
         arr = np.asarray(im, dtype=np.uint32)
         scale = 257 if arr.max(initial=0) > 255 else 1
-        return Image.fromarray((arr // scale).astype("uint8"), "L").convert("RGB")
+        return Image.fromarray((arr // scale).astype("uint8")).convert("RGB")
     if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
         rgba = im.convert("RGBA")
         bg = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
@@ -92,11 +92,11 @@ def prepare_image(data: bytes, *, max_side: int | None = None) -> PreparedImage:
                 if w * h > MAX_PIXELS:
                     raise ImageError(f"image too large: {w}x{h} pixels (limit {MAX_PIXELS:,})")
                 mode = im.mode
+                im.load()  # decode fully: a truncated or corrupt file fails here, not at the server
                 too_big = max_side is not None and max(w, h) > max_side
                 plain = fmt in PASSTHROUGH and mode in ("RGB", "L")
                 if plain and not too_big:
                     return PreparedImage(data, PASSTHROUGH[fmt], w, h, fmt, mode, converted=False)
-                im.load()
                 rgb = _to_rgb8(im)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
         raise ImageError(f"image too large: {err}") from None

@@ -15,11 +15,14 @@ from typing import Any
 
 import yaml
 
-from .config import RunConfig, load_config
+from .config import ConfigError, RunConfig, load_config
 from .dataset import Item, load_image, load_items
 from .generate import generate
 from .images import ImageError, PreparedImage
+from .judge import JudgeOutcome, judge_run
+from .judge.aggregate import NOT_CONFIGURED
 from .plan import make_plan
+from .references import apply_references
 from .report import write_report
 from .scoring import score_run
 from .store import Store
@@ -117,16 +120,50 @@ def run(config: RunConfig | str | Path, *, show_progress: bool = True) -> RunRes
         )
         store.set_plan((p.key, p.model, p.role, p.item, p.repeat) for p in plan)
         made = generate(cfg, store, plan, images, show_progress=show_progress)
-        return finish(cfg, store, run_dir, requests_made=made, show_progress=show_progress)
+        return finish(cfg, store, run_dir, requests_made=made, show_progress=show_progress, images=images)
 
 
 def finish(cfg: RunConfig, store: Store, run_dir: Path, *, requests_made: int = 0,
-           show_progress: bool = True) -> RunResult:
-    """The stages after generation: score and report."""
+           show_progress: bool = True, judge: bool = True,
+           images: dict[str, PreparedImage | str] | None = None) -> RunResult:
+    """The stages after generation: references, score, judge (when enabled) and report."""
+    apply_references(cfg, store)
     score_run(cfg, store, show_progress=show_progress)
+    notes = []
+    if judge and cfg.judge.enabled:
+        notes = _judge_notes(judge_run(cfg, store, images=images, show_progress=show_progress))
     summary = write_report(cfg, store, run_dir)
     failed = summary["run"].get("items_failed", 0) or any(m["n_errors"] for m in summary["models"].values())
-    return RunResult(run_dir, summary, EXIT_FAILED_ITEMS if failed else EXIT_OK, requests_made)
+    failed = failed or any((m.get("judge") or {}).get("n_failed") for m in summary["models"].values())
+    return RunResult(run_dir, summary, EXIT_FAILED_ITEMS if failed else EXIT_OK, requests_made, notes)
+
+
+def _judge_notes(outcome: JudgeOutcome) -> list[str]:
+    notes = [f"judge: {outcome.requested} judgement(s) requested, {outcome.judged} judged, {outcome.failed} failed, "
+             f"{outcome.already_done} already done; run cost ${outcome.cost_usd:.4f}"]
+    if outcome.stopped:
+        notes.append(f"judge stopped by --{outcome.stopped.replace('_', '-')}: {outcome.remaining} judgement(s) "
+                     "left; run `vlmpipe judge RUN` again to continue")
+    notes += [f"judge: {n} generation(s) not judged: {why}" for why, n in outcome.skipped.items()]
+    return notes + outcome.notes
+
+
+def judge(run_dir: str | Path, *, max_cost: float | None = None, limit: int | None = None,
+          show_progress: bool = True) -> RunResult:
+    """Run the judge stage of an existing run (what is not judged yet) and re-write its report.
+
+    Exit code 1 when some judgements failed. Raises ``ConfigError`` when the run's config has no judge.
+    """
+    cfg = load_run_config(run_dir)
+    if cfg.judge.model is None:
+        raise ConfigError(f"{Path(run_dir) / 'config.yaml'}: {NOT_CONFIGURED}")
+    with open_store(Path(run_dir)) as store:
+        apply_references(cfg, store)
+        outcome = judge_run(cfg, store, max_cost=max_cost, limit=limit, show_progress=show_progress)
+        summary = write_report(cfg, store, Path(run_dir))
+    failed = any((m.get("judge") or {}).get("n_failed") for m in summary["models"].values())
+    return RunResult(Path(run_dir), summary, EXIT_FAILED_ITEMS if failed else EXIT_OK, outcome.requested,
+                     _judge_notes(outcome))
 
 
 def _spec_record(spec: Any) -> dict[str, Any]:
@@ -139,7 +176,7 @@ def score(run_dir: str | Path, *, show_progress: bool = True) -> RunResult:
         return _off_loop(score, run_dir, show_progress=show_progress)
     cfg = load_run_config(run_dir)
     with open_store(Path(run_dir)) as store:
-        return finish(cfg, store, Path(run_dir), show_progress=show_progress)
+        return finish(cfg, store, Path(run_dir), show_progress=show_progress, judge=False)
 
 
 def report(run_dir: str | Path) -> RunResult:

@@ -36,6 +36,13 @@ SCHEMA = [
     """CREATE TABLE IF NOT EXISTS scores (
         key TEXT NOT NULL, metric TEXT NOT NULL, value REAL, detail TEXT,
         PRIMARY KEY (key, metric))""",
+    # One judge answer for one candidate generation in one order (see vlmpipe.judge.store).
+    """CREATE TABLE IF NOT EXISTS judgements (
+        key TEXT PRIMARY KEY, generation_key TEXT NOT NULL, model TEXT NOT NULL, item TEXT NOT NULL,
+        repeat INTEGER NOT NULL, candidate_position TEXT, signature TEXT NOT NULL, reference_sha TEXT,
+        candidate_score REAL, reference_score REAL, explanation_candidate TEXT, explanation_reference TEXT,
+        raw TEXT, error TEXT, error_kind TEXT, attempts INTEGER, prompt_tokens INTEGER,
+        completion_tokens INTEGER, cost_usd REAL, latency_s REAL, created_at REAL NOT NULL)""",
 ]
 
 GENERATION_FIELDS = (

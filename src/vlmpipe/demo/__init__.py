@@ -8,6 +8,7 @@ from pathlib import Path
 import yaml
 
 from ..config import RunConfig, config_from_dict
+from ..judge.env import apply_judge_env
 
 
 def demo_dir() -> Path:
@@ -20,4 +21,4 @@ def demo_config(out: Path | None = None) -> RunConfig:
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
     cfg = config_from_dict(data, source=str(path), base_dir=path.parent)
     cfg.output_dir = (out or Path("runs")).resolve()
-    return cfg
+    return apply_judge_env(cfg)

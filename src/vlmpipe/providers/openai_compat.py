@@ -107,7 +107,7 @@ class OpenAICompatProvider:
         if isinstance(exc, _Retryable) and exc.retry_after is not None:
             return min(exc.retry_after, self.spec.max_retry_after_s)
         base = self.spec.retry_backoff_s
-        return wait_exponential_jitter(initial=base, max=max(base, 30.0), jitter=base / 2)(state)
+        return wait_exponential_jitter(multiplier=base, max=max(base, 30.0), jitter=base / 2)(state)
 
     async def generate(self, request: Request) -> Generation:
         attempts = 0

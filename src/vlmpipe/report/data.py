@@ -84,13 +84,21 @@ def family(name: str) -> str:
 
 
 def pairwise(summary: dict[str, Any]) -> list[dict[str, Any]]:
-    """The summary's model-vs-model comparisons, normalised to ``{a, b, metric, diff, ci95, p_a_better}``.
+    """The summary's model-vs-model comparisons, normalised to ``{a, b, metric, diff, ci95, p_a_better, n}``.
 
-    Accepts the usual spellings (``model_a``/``a``, ``diff``/``difference``, ``ci95``/``diff_ci95``,
-    ``p_a_better``/``prob_a_better``); entries without two model names and a difference are skipped.
+    ``pairwise`` is ``{"judge.ratio": [...], ...}`` (one list per measure, as the judge stage writes it) or a
+    plain list; the usual spellings are accepted (``model_a``/``a``, ``diff``/``difference``, ``ci95``/``diff_ci95``,
+    ``p_a_better``/``prob_a_better``). Entries without two model names and a difference are skipped.
     """
+    raw = summary.get("pairwise") or []
+    entries: list[tuple[str | None, Any]] = []
+    if isinstance(raw, dict):
+        for metric, lst in raw.items():
+            entries += [(metric, p) for p in (lst if isinstance(lst, list) else [])]
+    elif isinstance(raw, list):
+        entries = [(None, p) for p in raw]
     out = []
-    for p in summary.get("pairwise") or []:
+    for metric, p in entries:
         if not isinstance(p, dict):
             continue
         a = p.get("a", p.get("model_a"))
@@ -100,9 +108,9 @@ def pairwise(summary: dict[str, Any]) -> list[dict[str, Any]]:
             continue
         ci = _first(p, "ci95", "diff_ci95", "ratio_diff_ci95")
         ci95 = (float(ci[0]), float(ci[1])) if isinstance(ci, list | tuple) and len(ci) == 2 else None
-        out.append({"a": a, "b": b, "metric": p.get("metric", "judge.ratio"), "diff": diff, "ci95": ci95,
-                    "p_a_better": number(_first(p, "p_a_better", "prob_a_better", "p_a_gt_b")),
-                    "n": p.get("n", p.get("n_items"))})
+        out.append({"a": a, "b": b, "metric": p.get("metric") or metric or "judge.ratio_mean", "diff": diff,
+                    "ci95": ci95, "p_a_better": number(_first(p, "p_a_better", "prob_a_better", "p_a_gt_b")),
+                    "n": p.get("n_items", p.get("n"))})
     return out
 
 
@@ -128,14 +136,26 @@ def _first(d: dict[str, Any], *keys: str) -> Any:
 # --- the store ------------------------------------------------------------------------------------------
 
 def judgements(store: Store) -> list[dict[str, Any]] | None:
-    """Rows of the store's ``judgements`` table (``None`` when the judge stage never ran) for the current plan's
-    generations, with the generation's model, item, repeat and text filled in when the row holds only its key."""
+    """The judge's rows for the current plan's generations (``None`` when the judge stage never ran).
+
+    Only rows of the judge's current signature count (the ``judge`` meta the judge stage records); a store
+    without that meta but with rows (an older layout) is read whole. Rows hold model, item and repeat; the
+    generation's text is added as ``candidate``.
+    """
     try:
         exists = store.conn.execute(
             "SELECT 1 FROM sqlite_master WHERE type='table' AND name='judgements'").fetchone()
         if not exists:
             return None
-        rows = [dict(r) for r in store.conn.execute("SELECT * FROM judgements")]
+        signature = (store.get_meta("judge", {}) or {}).get("signature")
+        cols = {r[1] for r in store.conn.execute("PRAGMA table_info(judgements)")}
+        if signature and "signature" in cols:
+            rows = [dict(r) for r in store.conn.execute("SELECT * FROM judgements WHERE signature = ?",
+                                                        (signature,))]
+        else:
+            rows = [dict(r) for r in store.conn.execute("SELECT * FROM judgements")]
+            if not rows:
+                return None
     except sqlite3.Error:
         return None
     gens = {g["key"]: g for g in store.generations()}
@@ -146,12 +166,14 @@ def judgements(store: Store) -> list[dict[str, Any]] | None:
             continue  # a judgement of a generation outside the current plan (an older prompt, a removed model)
         g = gens.get(k or "")
         if g:
-            for k in ("model", "item", "repeat"):
-                r.setdefault(k, g[k])
-                if r[k] is None:
-                    r[k] = g[k]
+            for f in ("model", "item", "repeat"):
+                if r.get(f) is None:
+                    r[f] = g[f]
             r.setdefault("candidate", g["text"])
         out.append(r)
+    order = {k: i for i, k in enumerate(gens)}  # the generations' order: model, item, repeat
+    out.sort(key=lambda r: (order.get(r.get("generation_key") or r.get("key") or "", len(order)),
+                            str(r.get("candidate_position") or "")))
     return out
 
 
@@ -160,15 +182,14 @@ def judgement_view(row: dict[str, Any]) -> dict[str, Any]:
     return {
         "candidate_score": number(_first(row, "candidate_score", "score_candidate", "cand_score")),
         "reference_score": number(_first(row, "reference_score", "score_reference", "ref_score")),
-        "ratio": number(row.get("ratio")),
-        "explanation": _first(row, "explanation", "judge_explanation", "candidate_explanation") or "",
+        "explanation": _first(row, "explanation_candidate", "explanation", "judge_explanation") or "",
         "error": row.get("error"),
-        "order": _first(row, "order", "position", "candidate_position"),
+        "position": _first(row, "candidate_position", "ordering", "position"),
     }
 
 
 def generation_key(row: dict[str, Any]) -> str | None:
-    return row.get("generation_key") or row.get("key")
+    return row.get("generation_key") or (row.get("key") if "generation_key" not in row else None)
 
 
 # --- per-generation marks -------------------------------------------------------------------------------

@@ -192,5 +192,7 @@ def render_index(cfg: Any, summary: dict[str, Any], items: list[dict[str, Any]],
         findings=summary.get("findings", []), settings=settings(cfg, summary), ranking=ranking(summary),
         plots=[{"title": p.title, "name": p.name, "src": png_data_url(p.path)} for p in plots],
         cards=gallery(cfg, items, table, summary, judgements), judge_run=judgements is not None,
+        judge_message=(summary.get("judge_status") or {}).get("message")
+        or "configure `judge:` in the run's config and run `vlmpipe judge RUN`.",
         unavailable=unavailable(summary), bench=summary.get("bench"),
     )

@@ -141,8 +141,11 @@ def per_generation_sheet(table: list[dict[str, Any]], items: dict[str, dict[str,
     return header, rows
 
 
-JUDGEMENT_FIRST = ["model", "item", "repeat", "candidate", "reference", "reference_score", "candidate_score",
-                   "ratio", "explanation", "error"]
+JUDGEMENT_FIRST = ["model", "item", "repeat", "candidate_position", "candidate", "reference", "reference_score",
+                   "candidate_score", "explanation_candidate", "explanation_reference", "explanation", "error",
+                   "error_kind"]
+#: Judge columns left out of the sheet: internal keys and hashes (the raw answer stays, for failed rows).
+JUDGEMENT_HIDDEN = {"key", "generation_key", "signature", "reference_sha"}
 
 
 def judgement_rows(judgements: list[dict[str, Any]], items: dict[str, dict[str, Any]]
@@ -153,7 +156,7 @@ def judgement_rows(judgements: list[dict[str, Any]], items: dict[str, dict[str, 
     present = [c for c in JUDGEMENT_FIRST if any(c in r for r in rows)]
     rest: list[str] = []
     for r in rows:
-        rest += [k for k in r if k not in present and k not in rest]
+        rest += [k for k in r if k not in present and k not in rest and k not in JUDGEMENT_HIDDEN]
     header = present + rest
     return header, [[_cell(r.get(h)) for h in header] for r in rows]
 
@@ -173,8 +176,9 @@ def workbook_tables(summary: dict[str, Any], table: list[dict[str, Any]], items:
     if judgements is not None:
         sheets["judgements"] = judgement_rows(judgements, items)
     else:
-        sheets["judgements"] = (["judge"], [["judge not run: this run's store has no judgements "
-                                             "(enable judge in the config and run `vlmpipe judge RUN`)"]])
+        why = (summary.get("judge_status") or {}).get("message") or (
+            "enable the judge in the run's config and run `vlmpipe judge RUN`")
+        sheets["judgements"] = (["judge"], [[f"judge not run: {why}"]])
     sheets["generations"] = generation_rows(table)
     return sheets
 

@@ -11,6 +11,7 @@ from typing import Any
 from ..aggregate import build_summary, generation_table
 from ..config import RunConfig
 from ..findings import derive_findings
+from ..judge.export import write_judge_files
 from ..store import Store
 from . import data
 from .html import render_index
@@ -35,8 +36,9 @@ def write_report(cfg: RunConfig, store: Store, run_dir: Path) -> dict[str, Any]:
     write_csv(out / "generations.csv", header, rows)
     sheets = write_workbook(out / "results.xlsx", summary, table, by_id, judgements)
     for name, (h, r) in sheets.items():
-        if name != "generations" and (name != "judgements" or judgements is not None):
+        if name not in ("generations", "judgements"):
             write_csv(out / f"{name}.csv", h, r)
+    write_judge_files(store, out)  # judgements.csv (when judged) and references.csv
     plots = write_plots(summary, table, out)
     (out / "index.html").write_text(render_index(cfg, summary, items, table, plots.plots, judgements),
                                     encoding="utf-8")

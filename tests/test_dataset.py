@@ -1,0 +1,82 @@
+import json
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from vlmpipe.config import DatasetConfig
+from vlmpipe.dataset import DatasetError, load_image, load_items, resolve_image_path
+from vlmpipe.images import ImageError
+
+
+def make_folder(tmp_path: Path, names: list[str]) -> Path:
+    d = tmp_path / "shots"
+    d.mkdir()
+    for n in names:
+        Image.new("RGB", (10, 10), "white").save(d / n, format="PNG")
+    return d
+
+
+def test_folder_without_manifest_lists_images_in_natural_order(tmp_path: Path) -> None:
+    d = make_folder(tmp_path, ["test_10.jpg", "test_2.png", "test_1.jpg"])
+    (d / "notes.txt").write_text("not an image")
+    items = load_items(DatasetConfig(path=d))
+    assert [i.id for i in items] == ["test_1", "test_2", "test_10"]
+    assert items[0].image == "test_1.jpg" and items[0].reference is None
+
+
+def test_jsonl_manifest_with_references_and_facts(tmp_path: Path) -> None:
+    d = make_folder(tmp_path, ["a.png"])
+    m = d / "manifest.jsonl"
+    rows = [
+        {"id": "a", "image": "a.png", "reference": "Здравствуйте!", "facts": ["20 588 ₽", "23.10"]},
+        {"id": "b", "image": "https://example.invalid/b.png", "user_message": "помогите"},
+    ]
+    m.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n", encoding="utf-8")
+    items = load_items(DatasetConfig(path=d, manifest=m))
+    assert items[0].facts == ["20 588 ₽", "23.10"] and items[0].reference == "Здравствуйте!"
+    assert items[1].is_url and items[1].user_message == "помогите" and not items[0].is_url
+
+
+def test_csv_manifest_splits_facts_on_semicolons(tmp_path: Path) -> None:
+    d = make_folder(tmp_path, ["a.png"])
+    m = d / "m.csv"
+    m.write_text("id,image,reference,facts\na,a.png,текст,02632305-0222; 20:32\n", encoding="utf-8")
+    (item,) = load_items(DatasetConfig(path=d, manifest=m))
+    assert item.facts == ["02632305-0222", "20:32"]
+
+
+def test_manifest_problems_name_the_file_and_row(tmp_path: Path) -> None:
+    d = make_folder(tmp_path, ["a.png"])
+    m = d / "m.jsonl"
+    m.write_text('{"id": "a", "image": "a.png"}\n{"image": "a.png"}\n', encoding="utf-8")
+    with pytest.raises(DatasetError, match=r"m\.jsonl: row 2: id: Field required"):
+        load_items(DatasetConfig(path=d, manifest=m))
+    m.write_text('{"id": "a", "image": "a.png"}\n{oops\n', encoding="utf-8")
+    with pytest.raises(DatasetError, match=r"m\.jsonl:2: not valid JSON"):
+        load_items(DatasetConfig(path=d, manifest=m))
+
+
+def test_empty_dataset_cannot_start(tmp_path: Path) -> None:
+    d = tmp_path / "empty"
+    d.mkdir()
+    with pytest.raises(DatasetError, match="no items"):
+        load_items(DatasetConfig(path=d))
+
+
+def test_paths_outside_the_dataset_folder_are_refused(tmp_path: Path) -> None:
+    d = make_folder(tmp_path, ["a.png"])
+    with pytest.raises(ImageError, match="outside the dataset folder"):
+        resolve_image_path(d, "../../etc/passwd")
+    with pytest.raises(ImageError, match="outside the dataset folder"):
+        resolve_image_path(d, "/etc/passwd")
+    assert resolve_image_path(d, "a.png") == (d / "a.png").resolve()
+
+
+def test_load_image_reports_missing_file(tmp_path: Path) -> None:
+    from vlmpipe.dataset import Item
+
+    d = make_folder(tmp_path, ["a.png"])
+    assert load_image(d, Item("a", "a.png")).width == 10
+    with pytest.raises(ImageError, match=r"image file not found: b\.png"):
+        load_image(d, Item("b", "b.png"))

@@ -1,0 +1,61 @@
+"""End to end: the demo, and a run against a local OpenAI-compatible server."""
+
+import csv
+import json
+from pathlib import Path
+
+from PIL import Image
+
+import vlmpipe
+from fakeserver import FakeOpenAIServer
+from vlmpipe.config import config_from_dict
+from vlmpipe.demo import demo_config
+
+
+def test_demo_runs_offline_and_writes_the_contract(tmp_path: Path) -> None:
+    result = vlmpipe.run(demo_config(tmp_path), show_progress=False)
+    assert result.exit_code == 0
+    report = tmp_path / "demo" / "report"
+    summary = json.loads((report / "summary.json").read_text(encoding="utf-8"))
+    assert summary["schema"] == 1
+    assert summary["run"]["name"] == "demo" and summary["run"]["items"] >= 8 and summary["run"]["repeats"] == 1
+    m = summary["models"]["ocr-baseline"]
+    assert m["role"] == "candidate" and m["n"] == summary["run"]["items"] and m["n_errors"] == 0
+    assert set(m["latency_s"]) == {"mean", "p50", "p95", "max"} and m["latency_s"]["p50"] > 0
+    assert m["length_chars_mean"] > 50 and m["chars_per_s_mean"] > 0
+    assert m["ttft_s"] is None and "ttft_s" in m["unavailable"]
+    with (report / "generations.csv").open(encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0])[:9] == ["model", "item", "repeat", "text", "error", "latency_s", "ttft_s",
+                                 "length_chars", "chars_per_s"]
+    assert len(rows) == m["n"]
+    assert any("02632305-0222" in r["text"] for r in rows)  # the OCR read the cancelled order's number
+    assert (report / "results.xlsx").stat().st_size > 1000
+    assert (tmp_path / "demo" / "config.yaml").is_file()
+
+
+def test_run_against_a_server_with_a_broken_item(tmp_path: Path) -> None:
+    shots = tmp_path / "shots"
+    shots.mkdir()
+    Image.new("RGB", (20, 20), "white").save(shots / "good.png")
+    (shots / "broken.png").write_bytes(b"not really a png")
+    answers = {"good": "Здравствуйте! Не проходит оплата заказа."}
+    with FakeOpenAIServer(responder=lambda body: answers["good"]) as srv:
+        cfg = config_from_dict({
+            "name": "r", "output_dir": str(tmp_path / "runs"), "dataset": {"path": str(shots)},
+            "models": [{"name": "fake", "base_url": srv.url, "model": "fake-vlm"}], "repeats": 2,
+        })
+        result = vlmpipe.run(cfg, show_progress=False)
+        assert srv.request_count == 2  # only the good image is sent, twice
+    assert result.exit_code == 1  # completed, with a failed item
+    m = result.summary["models"]["fake"]
+    assert (m["n"], m["n_errors"], m["errors_by_kind"]) == (4, 2, {"image": 2})
+    assert result.summary["run"]["items_failed"] == 1
+    assert m["length_chars_mean"] == len(answers["good"])
+    assert m["ttft_s"] is not None
+    # a second run re-requests only the failed rows (still failing) and nothing finished
+    with FakeOpenAIServer(responder=lambda body: "x") as srv2:
+        cfg.models[0].base_url = srv2.url  # same key: base_url is not part of what produced the text
+        again = vlmpipe.run(cfg, show_progress=False)
+        assert srv2.request_count == 0
+    assert again.summary["models"]["fake"]["length_chars_mean"] == len(answers["good"])

@@ -1,0 +1,137 @@
+"""The OpenAI-compatible provider against a local in-process server (tests/fakeserver.py)."""
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from fakeserver import Behavior, FakeOpenAIServer
+from vlmpipe.config import ModelSpec
+from vlmpipe.providers import Generation, Request
+from vlmpipe.providers.openai_compat import OpenAICompatProvider
+
+REQ = Request("item1", "data:image/png;base64,AAAA", "Сформулируй обращение.", user_message="")
+ANSWER = "Здравствуйте! Мой заказ 02632305-0222 отменили, помогите разобраться."
+
+
+def spec(url: str, **kw: Any) -> ModelSpec:
+    return ModelSpec(name="m", base_url=url, model="fake-vlm", retry_backoff_s=0.01, **kw)
+
+
+def generate(s: ModelSpec, req: Request = REQ) -> Generation:
+    async def go() -> Generation:
+        p = OpenAICompatProvider(s)
+        try:
+            return await p.generate(req)
+        finally:
+            await p.aclose()
+
+    return asyncio.run(go())
+
+
+def test_streaming_answer_with_ttft_tokens_and_usage() -> None:
+    with FakeOpenAIServer(responder=lambda body: ANSWER, ttft_s=0.05, token_delay_s=0.01) as srv:
+        gen = generate(spec(srv.url))
+    assert gen.ok and gen.text == ANSWER
+    assert gen.ttft_s is not None and gen.latency_s is not None
+    assert 0.05 <= gen.ttft_s < gen.latency_s
+    assert gen.completion_tokens == len(ANSWER.split())  # the fake server's tokens are words
+    assert gen.prompt_tokens is not None and gen.prompt_tokens > 0
+    assert gen.token_times is not None and len(gen.token_times) == len(ANSWER.split())
+    body = srv.requests[0]
+    assert body["stream"] is True and body["temperature"] == 0.1 and body["model"] == "fake-vlm"
+    assert [m["role"] for m in body["messages"]] == ["system", "user"]
+    assert body["messages"][1]["content"] == [{"type": "image_url", "image_url": {"url": REQ.image_url}}]
+
+
+def test_non_streaming_answer_and_user_message() -> None:
+    req = Request("i", "https://example.invalid/a.png", "Инструкция.", user_message="Что тут?")
+    with FakeOpenAIServer(responder=lambda body: ANSWER) as srv:
+        gen = generate(spec(srv.url, stream=False), req)
+    assert gen.ok and gen.text == ANSWER and gen.ttft_s is None
+    assert gen.completion_tokens == len(ANSWER.split())
+    user = srv.requests[0]["messages"][1]["content"]
+    assert user[0] == {"type": "text", "text": "Что тут?"} and user[1]["image_url"]["url"].startswith("https://")
+
+
+def test_system_prompt_as_user_puts_the_instruction_in_the_user_turn() -> None:
+    with FakeOpenAIServer() as srv:
+        generate(spec(srv.url, system_prompt_as_user=True))
+    msgs = srv.requests[0]["messages"]
+    assert [m["role"] for m in msgs] == ["user"]
+    assert msgs[0]["content"][0] == {"type": "text", "text": REQ.system_prompt}
+
+
+def test_500_is_retried_then_succeeds() -> None:
+    with FakeOpenAIServer(script=[Behavior("status", status=500), Behavior("status", status=503)]) as srv:
+        gen = generate(spec(srv.url))
+    assert gen.ok and gen.attempts == 3 and srv.request_count == 3
+
+
+def test_429_honours_retry_after() -> None:
+    with FakeOpenAIServer(script=[Behavior("status", status=429, retry_after=0.3)]) as srv:
+        gen = generate(spec(srv.url))
+        assert gen.ok and gen.attempts == 2
+    # the provider waits what the server asked for, not its own (0.01 s) backoff
+    provider = OpenAICompatProvider(spec("http://127.0.0.1:9/v1"))
+    from vlmpipe.providers.openai_compat import _Retryable
+
+    class Outcome:
+        def exception(self) -> BaseException:
+            return _Retryable(Generation(error="x"), retry_after=7.5)
+
+    class State:
+        outcome = Outcome()
+        attempt_number = 1
+
+    assert provider._wait(State()) == 7.5  # type: ignore[arg-type]
+
+
+def test_retries_give_up_with_the_error_kind() -> None:
+    with FakeOpenAIServer(script=[Behavior("status", status=500)] * 5) as srv:
+        gen = generate(spec(srv.url, max_retries=2))
+    assert not gen.ok and gen.error_kind == "http_500" and gen.attempts == 3 and srv.request_count == 3
+    assert gen.error is not None and gen.error.startswith("HTTP 500")
+
+
+def test_400_is_not_retried() -> None:
+    with FakeOpenAIServer(script=[Behavior("status", status=400)]) as srv:
+        gen = generate(spec(srv.url))
+    assert gen.error_kind == "http_400" and srv.request_count == 1
+
+
+def test_stalled_stream_is_a_timeout_row_not_a_hang() -> None:
+    with FakeOpenAIServer(script=[Behavior("stall", stall_after_chunks=2, stall_s=30)]) as srv:
+        gen = generate(spec(srv.url, timeout_s=0.5, max_retries=0))
+    assert gen.error_kind == "timeout" and gen.latency_s is not None and gen.latency_s < 5
+
+
+@pytest.mark.parametrize("stream", [True, False])
+def test_malformed_json_is_recorded(stream: bool) -> None:
+    with FakeOpenAIServer(script=[Behavior("malformed")]) as srv:
+        gen = generate(spec(srv.url, stream=stream, max_retries=0))
+    assert gen.error_kind == "bad_response" and "malformed" in (gen.error or "")
+
+
+def test_empty_answer_and_refusal_are_errors_with_their_kind() -> None:
+    with FakeOpenAIServer(script=[Behavior("empty"), Behavior("refusal")]) as srv:
+        empty = generate(spec(srv.url))
+        refusal = generate(spec(srv.url))
+    assert empty.error_kind == "empty"
+    assert refusal.error_kind == "refusal" and "can't help" in (refusal.error or "")
+
+
+def test_connection_refused_is_a_connection_error() -> None:
+    gen = generate(spec("http://127.0.0.1:9/v1", max_retries=1, connect_timeout_s=1))
+    assert gen.error_kind == "connection" and gen.attempts == 2
+
+
+def test_api_key_is_sent_but_never_in_errors(monkeypatch: pytest.MonkeyPatch) -> None:
+    key = "sk-sentinel-abcdefghijklmnopqrstuvwxyz"
+    monkeypatch.setenv("FAKE_KEY", key)
+    with FakeOpenAIServer(api_key=key) as srv:
+        assert generate(spec(srv.url, api_key_env="FAKE_KEY")).ok
+    assert srv.headers[0]["authorization"] == f"Bearer {key}"
+    with FakeOpenAIServer(api_key="another-key") as srv:
+        gen = generate(spec(srv.url, api_key_env="FAKE_KEY"))
+    assert gen.error_kind == "http_401" and key not in (gen.error or "")

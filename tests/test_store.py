@@ -1,0 +1,113 @@
+"""The run store: keyed rows, resume after a kill, no duplicates."""
+
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from PIL import Image
+
+from vlmpipe.store import Store
+
+TESTS = Path(__file__).parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_generation_rows_are_replaced_not_duplicated(tmp_path: Path) -> None:
+    with Store(tmp_path / "run.sqlite") as st:
+        row = {"key": "k1", "model": "m", "role": "candidate", "item": "a", "repeat": 0, "text": None,
+               "error": "HTTP 500", "error_kind": "http_500"}
+        st.put_generation(row)
+        assert st.finished_keys() == set()  # a failed row is retried by the next run
+        st.put_generation({**row, "text": "ok", "error": None, "error_kind": None, "latency_s": 1.5})
+        assert st.count_generations() == 1 and st.finished_keys() == {"k1"}
+        st.put_scores([("k1", "chrf", 42.0, {"n": 1}), ("k1", "language", None, "ru")])
+        st.put_scores([("k1", "chrf", 43.0, None)])
+        assert st.scores() == {"k1": {"chrf": (43.0, None), "language": (None, "ru")}}
+
+
+def test_planned_rows_only_are_reported(tmp_path: Path) -> None:
+    with Store(tmp_path / "run.sqlite") as st:
+        for key in ("old", "new"):
+            st.put_generation({"key": key, "model": "m", "role": "candidate", "item": "a", "repeat": 0,
+                               "text": key})
+        st.set_plan([("new", "m", "candidate", "a", 0)])
+        assert [g["key"] for g in st.generations()] == ["new"]
+        assert len(st.generations(planned=False)) == 2
+
+
+def make_run(tmp_path: Path, port: int) -> Path:
+    shots = tmp_path / "shots"
+    shots.mkdir()
+    for i in range(3):
+        Image.new("RGB", (40 + i, 30), (i * 60, 100, 200)).save(shots / f"s{i}.png")
+    cfg = {
+        "name": "resume",
+        "output_dir": str(tmp_path / "runs"),
+        "dataset": {"path": str(shots)},
+        "models": [{"name": "fake", "base_url": f"http://127.0.0.1:{port}/v1", "model": "fake-vlm",
+                    "retry_backoff_s": 0.05}],
+        "repeats": 4,
+        "concurrency": 2,
+    }
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(cfg), encoding="utf-8")
+    return path
+
+
+def count(db: Path, sql: str) -> int:
+    if not db.exists():
+        return 0
+    with sqlite3.connect(db) as c:
+        try:
+            return int(c.execute(sql).fetchone()[0])
+        except sqlite3.OperationalError:
+            return 0
+
+
+def test_killed_run_resumes_without_duplicates(tmp_path: Path) -> None:
+    port = free_port()
+    server = subprocess.Popen([sys.executable, str(TESTS / "fakeserver.py"), "--port", str(port),
+                               "--ttft", "0.25", "--token-delay", "0.01"])
+    try:
+        config = make_run(tmp_path, port)
+        db = tmp_path / "runs" / "resume" / "run.sqlite"
+        cmd = [sys.executable, "-m", "vlmpipe.cli", "run", str(config), "--quiet"]
+        run = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 60
+        while count(db, "SELECT COUNT(*) FROM generations") < 4:
+            assert run.poll() is None, run.stderr.read() if run.stderr else ""
+            assert time.monotonic() < deadline, "the run made no progress"
+            time.sleep(0.05)
+        os.kill(run.pid, signal.SIGKILL)
+        run.wait()
+        done_before = count(db, "SELECT COUNT(*) FROM generations WHERE error IS NULL")
+        assert 4 <= done_before < 12
+        resumed = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        assert resumed.returncode == 0, resumed.stderr
+        assert count(db, "SELECT COUNT(*) FROM generations") == 12
+        assert count(db, "SELECT COUNT(*) FROM (SELECT DISTINCT model, item, repeat FROM generations)") == 12
+        assert count(db, "SELECT COUNT(*) FROM generations WHERE error IS NULL") == 12
+        with sqlite3.connect(db) as c:
+            assert c.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        # a third run finds everything done and sends nothing
+        again = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        assert again.returncode == 0 and count(db, "SELECT COUNT(*) FROM generations") == 12
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(timeout=5)
+        except subprocess.TimeoutExpired:  # pragma: no cover
+            server.kill()
+            pytest.fail("fake server did not stop")
