@@ -215,7 +215,9 @@ def judge_forest(summary: dict[str, Any], table: list[dict[str, Any]]) -> tuple[
     ax.set_yticks(range(len(names)), names)
     ax.invert_yaxis()
     ax.set_xlabel("judge ratio: candidate score / reference score")
-    ax.legend(loc="lower left", fontsize=7)
+    ax.margins(x=0.15, y=0.25)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22 if len(names) < 4 else -0.12), ncol=3, fontsize=7,
+              frameon=False)
     ax.set_title("Judge ratio per model with 95% intervals")
     return fig, "Judge ratio (forest plot)"
 
@@ -294,7 +296,8 @@ def paired_differences(summary: dict[str, Any], table: list[dict[str, Any]]) -> 
     ax.axvline(0.0, color="#c0392b", ls="--", lw=1)
     ax.set_yticks(range(len(pairs)), [f"{p['a']}\n− {p['b']}" for p in pairs], fontsize=7)
     ax.invert_yaxis()
-    metric = pairs[0]["metric"] or "judge ratio"
+    metric = {"judge.ratio": "judge ratio", "judge.ratio_mean": "judge ratio"}.get(pairs[0]["metric"],
+                                                                              pairs[0]["metric"] or "judge ratio")
     ax.set_xlabel(f"paired difference in {metric} on the same screenshots (A − B), 95% interval")
     ax.set_title("Variants of one model, compared on the same screenshots")
     return fig, "Paired differences between variants"
