@@ -141,7 +141,11 @@ def compare(
         result = compare_runs(run_a, run_b, out=out)
     except FileNotFoundError as err:
         _fail_start(str(err))
-    console.print(compare_table(result, None if all_fields else HEADLINE))
+    console.print(f"A = {run_a}\nB = {run_b}", highlight=False)
+    if result["models"]:
+        console.print(compare_table(result, None if all_fields else HEADLINE))
+    else:
+        console.print("no models in common")
     for side in ("only_a", "only_b"):
         if result[side]:
             console.print(f"only in {side[-1].upper()}: {', '.join(result[side])}")

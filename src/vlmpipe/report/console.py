@@ -46,7 +46,7 @@ def ranking_table(summary: dict[str, Any]) -> Table:
 
 def compare_table(result: dict[str, Any], fields: list[str] | None = None) -> Table:
     """One row per (model, field) both runs have: A, B, B − A and whether the 95% intervals overlap."""
-    table = Table(title=f"A = {result['a']['name']}   B = {result['b']['name']}")
+    table = Table(title="B − A per model and field")
     for t in ("model", "field", "A", "B", "B − A", "95% intervals"):
         table.add_column(t, justify="left" if t in ("model", "field") else "right")
     for model, metrics in result["models"].items():
