@@ -15,6 +15,7 @@ import numpy as np
 from .config import RunConfig
 from .judge.aggregate import add_judge
 from .metrics.base import REGISTRY
+from .stability import stability_summary, unavailable_reasons
 from .store import Store
 
 SCHEMA_VERSION = 1
@@ -104,6 +105,7 @@ def summarize_model(rows: list[dict[str, Any]], role: str) -> dict[str, Any]:
         for field_name, (column, how) in cls.summary_fields.items():
             values = [r["metrics"][column][0] for r in ok if column in r["metrics"]]
             summary[field_name] = _aggregate(values, how)
+    summary.update(stability_summary(ok))
     return summary
 
 
@@ -125,6 +127,7 @@ def build_summary(cfg: RunConfig, store: Store) -> dict[str, Any]:
             for field_name, (column, _how) in cls.summary_fields.items():
                 if s.get(field_name) is None and column in unavailable:
                     missing[field_name] = unavailable[column]
+        missing.update(unavailable_reasons(s))
         if s["ttft_s"] is None and s["n"]:
             missing["ttft_s"] = "not measured: the provider does not stream tokens"
         s["unavailable"] = {**(m["info"] or {}).get("unavailable", {}), **missing}
@@ -142,4 +145,9 @@ def build_summary(cfg: RunConfig, store: Store) -> dict[str, Any]:
         "models": models,
     }
     add_judge(cfg, store, summary)
+    from .bench import bench_section
+
+    bench = bench_section(store)
+    if bench:
+        summary["bench"] = bench
     return summary

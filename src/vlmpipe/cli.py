@@ -153,6 +153,92 @@ def compare(
         console.print(f"written: {out / 'compare.json'}")
 
 
+def _levels(text: str) -> list[int]:
+    try:
+        levels = sorted({int(x) for x in text.split(",") if x.strip()})
+    except ValueError:
+        levels = []
+    if not levels or min(levels) < 1:
+        _fail_start(f"--concurrency {text!r}: give positive integers separated by commas, e.g. 1,4,16")
+    return levels
+
+
+@app.command()
+def bench(
+    config: Annotated[Path, typer.Argument(help="The run's YAML config.")],
+    concurrency: Annotated[str, typer.Option(help="Concurrency levels, comma-separated.")] = "1,4,16",
+    requests: Annotated[int | None, typer.Option(min=1, help="Requests per level (default: "
+                                                               "max(items, 4 × concurrency)).")] = None,
+    warmup: Annotated[int, typer.Option(min=0, help="Warm-up requests per model, not counted.")] = 2,
+    freeze_s: Annotated[float, typer.Option(min=0.001, help="A gap longer than this counts as a freeze.")] = 10.0,
+    quiet: Quiet = False,
+) -> None:
+    """Measure serving latency and throughput (TTFT, TPOT, ITL, E2E; p50/p95/p99) at several concurrencies."""
+    from .bench import BenchSettings, run_bench
+    from .bench_report import bench_table
+
+    settings = BenchSettings(levels=_levels(concurrency), requests=requests, warmup=warmup, freeze_s=freeze_s)
+    say = (lambda _m: None) if quiet else (lambda m: err_console.print(m, highlight=False, markup=False))
+    try:
+        result = run_bench(config, settings, log=say)
+    except (ConfigError, DatasetError) as err:
+        _fail_start(str(err))
+    console.print(bench_table(result.bench))
+    console.print(f"bench: {result.run_dir / 'report' / 'summary.json'} (bench), "
+                  f"{result.run_dir / 'report' / 'bench.png'}")
+    raise typer.Exit(result.exit_code)
+
+
+@app.command()
+def models() -> None:
+    """List the model catalogue: presets usable as `preset: NAME` in a model spec."""
+    from .presets import PRESETS
+
+    table = Table(title="presets (served with vLLM; GPU memory from the specification's table)")
+    for col in ("preset", "Hugging Face id", "size", "weights", "quantization", "launch", "GPU memory GB"):
+        table.add_column(col)
+    for p in PRESETS.values():
+        launch = ", ".join(f"{k}={v}" for k, v in p.launch.items())
+        table.add_row(p.name, p.hf_id, p.size, p.weights, p.quantization or "—", launch,
+                      f"{p.gpu_memory_gb[0]:.2f}–{p.gpu_memory_gb[1]:.2f}")
+    console.print(table)
+
+
+@app.command("import")
+def import_(
+    out: Annotated[Path, typer.Option("--out", help="The run directory to create.")],
+    format: Annotated[str, typer.Option("--format", help="original (the original pipeline's xlsx files) or table.")]
+    = "original",
+    results: Annotated[Path | None, typer.Option(
+        help="original: the folder of its xlsx files; table: the CSV/XLSX/JSONL file.")] = None,
+    images: Annotated[Path | None, typer.Option(help="Folder of the screenshots the generations came from.")]
+    = None,
+    map_: Annotated[list[str] | None, typer.Option(
+        "--map", help="table: canonical=source column, e.g. --map text=candidate --map model=model_name.")] = None,
+) -> None:
+    """Import recorded generations into a run directory; then `vlmpipe score RUN` and `vlmpipe report RUN`."""
+    from .importers import ImportDataError
+
+    try:
+        if results is None:
+            raise ImportDataError("--results is required (a results folder, or a table file)")
+        if format == "original":
+            if map_:
+                raise ImportDataError("--map applies to --format table only")
+            from .importers.original import import_original
+
+            run_dir = import_original(results, images, out)
+        elif format == "table":
+            from .importers.table import import_table, parse_mapping
+
+            run_dir = import_table(results, out, mapping=parse_mapping(map_ or []), images=images)
+        else:
+            raise ImportDataError(f"--format {format!r}: use 'original' or 'table'")
+    except (ImportDataError, ConfigError) as err:
+        _fail_start(str(err))
+    console.print(f"imported into {run_dir}; next: vlmpipe score {run_dir}")
+
+
 def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     app()

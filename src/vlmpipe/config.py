@@ -29,6 +29,54 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class LaunchSpec(_Strict):
+    """How vlmpipe starts a server for a model (see docs/serving.md).
+
+    ``engine: vllm`` builds ``vllm serve MODEL --host HOST --port PORT`` plus the named arguments and ``args``;
+    ``engine: command`` (implied by ``command``) runs any command line, with ``{port}``, ``{host}`` and
+    ``{model}`` replaced in its arguments (SGLang, llama.cpp server, ...). The YAML shorthand ``launch: vllm``
+    means ``{engine: vllm}``. ``env`` is added to the inherited environment (e.g. ``CUDA_VISIBLE_DEVICES``); it
+    is saved with the run's config, so keep secrets out of it (the server inherits vlmpipe's environment).
+    """
+
+    engine: Literal["vllm", "command"] = "vllm"
+    command: list[str] | None = Field(default=None, min_length=1)
+    model: str | None = Field(default=None, description="What the server loads (default: the spec's model).")
+    executable: str = Field(default="vllm", description="The vLLM command (engine vllm).")
+    quantization: str | None = None
+    dtype: str | None = None
+    max_model_len: int | None = Field(default=None, gt=0)
+    gpu_memory_utilization: float | None = Field(default=None, gt=0, le=1)
+    tensor_parallel_size: int | None = Field(default=None, gt=0)
+    limit_mm_per_prompt: dict[str, int] | str | None = None
+    enable_prefix_caching: bool | None = Field(default=None, description="None: the engine's default.")
+    args: list[str] = Field(default_factory=list, description="Extra command-line arguments, appended.")
+    env: dict[str, str] = Field(default_factory=dict)
+    host: str = "127.0.0.1"
+    port: int | None = Field(default=None, gt=0, lt=65536, description="Default: a free port.")
+    health_path: str = "/health"
+    models_path: str = "/v1/models"
+    api_path: str = "/v1"
+    ready_timeout_s: float = Field(default=900.0, gt=0, description="Loading a 7B model can take minutes.")
+    poll_interval_s: float = Field(default=0.25, gt=0)
+    stop_timeout_s: float = Field(default=30.0, ge=0, description="Wait after SIGTERM before SIGKILL.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _engine(cls, data: Any) -> Any:
+        if isinstance(data, str):
+            return {"engine": data}
+        if isinstance(data, dict) and data.get("command") is not None and "engine" not in data:
+            return {**data, "engine": "command"}
+        return data
+
+    @model_validator(mode="after")
+    def _command_needed(self) -> LaunchSpec:
+        if self.engine == "command" and not self.command:
+            raise ValueError("launch.engine is 'command' but launch.command is not set")
+        return self
+
+
 class ModelSpec(_Strict):
     """One model to call: a candidate, the reference model, or the judge."""
 
@@ -48,8 +96,27 @@ class ModelSpec(_Strict):
     system_prompt_as_user: bool = False
     extra_body: dict[str, Any] = Field(default_factory=dict)
     concurrency: int | None = Field(default=None, gt=0, description="Overrides the run's concurrency.")
-    launch: Any = Field(default=None, description="How to start a server for this model (see serving).")
-    preset: str | None = None
+    launch: LaunchSpec | None = Field(default=None, description="How to start a server for this model.")
+    preset: str | None = Field(default=None, description="A catalogue entry (vlmpipe models) filling model/launch.")
+    base_urls: list[str] = Field(default_factory=list, description="Replicas; requests go round-robin.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _preset(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("preset"):
+            from .presets import UnknownPreset, apply_preset
+
+            try:
+                return apply_preset(data)
+            except UnknownPreset as err:
+                raise ValueError(str(err)) from None
+        return data
+
+    @model_validator(mode="after")
+    def _replicas_or_launch(self) -> ModelSpec:
+        if self.launch is not None and self.base_urls:
+            raise ValueError("base_urls and launch exclude each other: a launched model is served at its own URL")
+        return self
 
     @property
     def model_id(self) -> str:

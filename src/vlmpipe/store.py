@@ -43,6 +43,9 @@ SCHEMA = [
         candidate_score REAL, reference_score REAL, explanation_candidate TEXT, explanation_reference TEXT,
         raw TEXT, error TEXT, error_kind TEXT, attempts INTEGER, prompt_tokens INTEGER,
         completion_tokens INTEGER, cost_usd REAL, latency_s REAL, created_at REAL NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS bench (
+        model TEXT NOT NULL, concurrency INTEGER NOT NULL, result TEXT NOT NULL, created_at REAL NOT NULL,
+        PRIMARY KEY (model, concurrency))""",
 ]
 
 GENERATION_FIELDS = (
@@ -206,3 +209,8 @@ class Store:
 
     def scored_keys(self, metric: str) -> set[str]:
         return {r[0] for r in self.conn.execute("SELECT key FROM scores WHERE metric = ?", (metric,))}
+
+    # --- OCR text of items (grounding metric) -------------------------------------------------------
+    def set_ocr_text(self, item: str, text: str) -> None:
+        with self.transaction() as c:
+            c.execute("UPDATE items SET ocr_text = ? WHERE id = ?", (text, item))

@@ -1,5 +1,8 @@
-"""Per-generation metrics. Importing this package registers every built-in metric."""
+"""Per-generation metrics. Importing this package registers every built-in metric (in report column order)."""
 
+# isort: off
+from . import letters, spelling, language, overlap, grounding  # noqa: F401  (registers the metrics)
+# isort: on
 from .base import REGISTRY, Metric, Score, ScoreContext, register
 
 __all__ = ["REGISTRY", "Metric", "Score", "ScoreContext", "register"]

@@ -60,6 +60,10 @@ def make_provider(spec: ModelSpec) -> Provider:
         from .ocr import OcrProvider
 
         return OcrProvider(spec)
+    if spec.base_urls:
+        from .replicas import ReplicaProvider
+
+        return ReplicaProvider(spec)
     from .openai_compat import OpenAICompatProvider
 
     return OpenAICompatProvider(spec)

@@ -1,0 +1,130 @@
+"""Benchmark mode: the definitions (TTFT, TPOT, ITL, freezes) on hand-made generations, and an end-to-end run
+against a local streaming server with a known per-token delay."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from fakeserver import FakeOpenAIServer
+from vlmpipe import gpu
+from vlmpipe.bench import (
+    BenchSettings,
+    is_freeze,
+    itl_s,
+    percentiles,
+    prefix_caching_state,
+    run_bench,
+    summarize_level,
+    tpot_s,
+)
+from vlmpipe.cli import app
+from vlmpipe.config import ModelSpec, config_from_dict
+from vlmpipe.providers import Generation
+
+TTFT, TOKEN_DELAY = 0.2, 0.02
+ANSWER = " ".join(f"слово{i}" for i in range(31))  # 31 tokens for the fake server: 0.2 + 30 × 0.02 = 0.8 s
+
+
+def gen(ttft: float, times: list[float], latency: float, tokens: int | None, **kw: object) -> Generation:
+    return Generation(text="x", ttft_s=ttft, token_times=times, latency_s=latency, completion_tokens=tokens,
+                      **kw)  # type: ignore[arg-type]
+
+
+def test_tpot_excludes_the_first_token_and_itl_is_the_gaps() -> None:
+    g = gen(0.5, [0.5, 0.6, 0.8, 0.9], 1.1, 5)
+    assert tpot_s(g) == pytest.approx((1.1 - 0.5) / 4)
+    assert itl_s(g) == pytest.approx([0.1, 0.2, 0.1])
+    assert tpot_s(gen(0.5, [0.5], 0.5, 1)) is None  # one token: no TPOT
+    # without usage the content chunks are counted
+    assert tpot_s(gen(0.2, [0.2, 0.3, 0.4], 0.4, None)) == pytest.approx(0.1)
+
+
+def test_freezes_are_timeouts_and_long_gaps() -> None:
+    assert not is_freeze(gen(0.5, [0.5, 0.6], 0.7, 2), 1.0)
+    assert is_freeze(gen(0.5, [0.5, 2.0], 2.1, 2), 1.0)  # a 1.5 s stall mid-stream
+    assert is_freeze(gen(3.0, [3.0, 3.1], 3.2, 2), 1.0)  # a 3 s wait for the first token
+    assert is_freeze(Generation(error="no complete answer within 5 s", error_kind="timeout", latency_s=5), 10)
+    assert not is_freeze(Generation(error="HTTP 500", error_kind="http_500", latency_s=0.1), 1.0)
+
+
+def test_level_summary_by_hand() -> None:
+    gens = [gen(0.1, [0.1, 0.3], 0.3, 2), gen(0.3, [0.3, 0.4, 0.5], 0.5, 3),
+            Generation(error="HTTP 500", error_kind="http_500", latency_s=0.01)]
+    s = summarize_level(gens, 2.0, 4, 10.0)
+    assert (s["requests"], s["completed"], s["errors"], s["freezes"]) == (3, 2, 1, 0)
+    assert s["error_rate"] == pytest.approx(1 / 3) and s["errors_by_kind"] == {"http_500": 1}
+    assert s["request_throughput"] == pytest.approx(1.0) and s["output_tokens_per_s"] == pytest.approx(2.5)
+    assert s["ttft_s"]["p50"] == pytest.approx(0.2) and s["tpot_s"]["mean"] == pytest.approx(0.15)
+    assert s["itl_s"]["mean"] == pytest.approx(0.4 / 3) and s["tokens_source"] == "usage"
+    p = percentiles(list(range(1, 101)))
+    assert p == {"mean": 50.5, "p50": 50.5, "p95": pytest.approx(95.05), "p99": pytest.approx(99.01)}
+    assert percentiles([None]) is None
+
+
+def test_prefix_caching_state_sources() -> None:
+    plain = ModelSpec(name="m")
+    assert prefix_caching_state(plain, "on") == ("on", "server /metrics (vllm:cache_config_info)")
+    assert prefix_caching_state(plain, None)[0] == "unknown"
+    flagged = ModelSpec.model_validate({"name": "m", "launch": {"enable_prefix_caching": True}})
+    assert prefix_caching_state(flagged, None) == ("on", "launch.enable_prefix_caching")
+    args = ModelSpec.model_validate({"name": "m", "launch": {"args": ["--no-enable-prefix-caching"]}})
+    assert prefix_caching_state(args, None) == ("off", "launch.args")
+
+
+def test_bench_against_a_streaming_server_with_known_delays(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(gpu, "load_nvml", lambda: (None, "NVML unavailable: test has no GPU"))
+    data = tmp_path / "data"
+    data.mkdir()
+    for i in range(2):
+        Image.new("RGB", (16, 16), (i * 80, 10, 10)).save(data / f"s{i}.png")
+    metrics = ('vllm:num_requests_running 2\n'
+               'vllm:cache_config_info{block_size="16",enable_prefix_caching="True"} 1.0\n')
+    with FakeOpenAIServer(responder=lambda _b: ANSWER, ttft_s=TTFT, token_delay_s=TOKEN_DELAY,
+                          metrics_text=metrics) as srv:
+        cfg = config_from_dict({
+            "name": "bench", "output_dir": str(tmp_path / "runs"), "dataset": {"path": str(data)},
+            "models": [{"name": "fake", "model": "fake-vlm", "base_url": srv.url, "max_retries": 3}],
+        })
+        # requests per level: max(items, 4 × level) = 4 at concurrency 1, 64 at concurrency 16
+        result = run_bench(cfg, BenchSettings(levels=[1, 16], warmup=1, freeze_s=5.0))
+        bodies = list(srv.requests)
+    assert len(bodies) == 1 + 4 + 64 and all(b["stream"] for b in bodies)
+    assert result.exit_code == 0
+    levels = result.bench["models"]["fake"]["levels"]
+    one, sixteen = levels["1"], levels["16"]
+    for level in (one, sixteen):
+        assert level["errors"] == 0 and level["freezes"] == 0 and level["tokens_source"] == "usage"
+    assert one["output_tokens"] == 4 * 31
+    tolerance = lambda v: max(0.1 * v, 0.005)  # noqa: E731 - within 10% or 5 ms
+    assert one["ttft_s"]["p50"] == pytest.approx(TTFT, abs=tolerance(TTFT))
+    assert one["tpot_s"]["p50"] == pytest.approx(TOKEN_DELAY, abs=tolerance(TOKEN_DELAY))
+    assert one["itl_s"]["p50"] == pytest.approx(TOKEN_DELAY, abs=tolerance(TOKEN_DELAY))
+    assert sixteen["request_throughput"] >= 12 * one["request_throughput"]
+    assert result.bench["models"]["fake"]["prefix_caching"] == "on"
+    assert one["server_requests_running_max"] == 2.0
+    assert one["gpu_memory_gb_peak"] is None
+    assert one["unavailable"]["gpu_memory_gb_peak"] == "NVML unavailable: test has no GPU"
+    assert result.bench["settings"]["tpot_definition"].startswith("(e2e_latency - ttft) / (output_tokens - 1)")
+
+    report = result.run_dir / "report"
+    summary = json.loads((report / "summary.json").read_text())
+    assert summary["bench"]["models"]["fake"]["levels"]["16"]["requests"] == 64
+    assert (report / "bench.png").stat().st_size > 10_000
+
+
+def test_bench_cli_rejects_bad_levels_and_lists_presets(tmp_path: Path) -> None:
+    runner = CliRunner()
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"dataset: {{path: {tmp_path}}}\nmodels: [{{name: m}}]\n")
+    res = runner.invoke(app, ["bench", str(cfg), "--concurrency", "1,zero"])
+    assert res.exit_code == 2
+    res = runner.invoke(app, ["models"], env={"COLUMNS": "250"})
+    assert res.exit_code == 0
+    for name in ("qwen2-vl-7b-instruct ", "qwen2-vl-2b-instruct-awq", "Qwen/Qwen2-VL-7B-Instruct-GPTQ-Int8",
+                 "16.07–21.56", "2.88–8.18"):
+        assert name in res.output
