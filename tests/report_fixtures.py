@@ -119,6 +119,12 @@ def enrich(summary: dict[str, Any], table: list[dict[str, Any]]) -> dict[str, An
                       "candidate_score_mean": 8.0, "reference_score_mean": 9.0, "win_rate": 0.2, "tie_rate": 0.3,
                       "loss_rate": 0.5, "n": 8, "n_failed": 0, "position_consistency": 0.9}
         m["gpu_memory_gb_peak"] = gpu[name]
+    summary["bench"] = {"settings": {"levels": [1, 4]}, "models": {"Qwen2-VL-7B-Instruct": {
+        "prefix_caching": "on", "levels": {
+            "1": {"concurrency": 1, "requests": 8, "completed": 8, "error_rate": 0.0, "freezes": 0,
+                  "request_throughput": 1.9, "output_tokens_per_s": 120.5, "ttft_s": {"p50": 0.081, "p99": 0.2},
+                  "e2e_latency_s": {"p50": 0.52, "p99": 0.9}, "gpu_memory_gb_peak": 17.5},
+            "4": {"concurrency": 4, "error": "server <b>died</b>\ntraceback"}}}}}
     summary["pairwise"] = {"judge.ratio": [
         {"a": "Qwen2-VL-7B-Instruct", "b": "Qwen2-VL-7B-Instruct-AWQ", "metric": "judge.ratio", "diff": 0.036,
          "ci95": [-0.01, 0.08], "p_a_better": 0.91, "n": 3},

@@ -33,6 +33,10 @@ def test_marks_from_metric_details() -> None:
     assert mk == {"language": "en", "off_language": True, "misspelled": ["праходит", "денги"], "invented": ["43"]}
     assert data.marks({"language": (None, "ru"), "off_language": (0.0, None)})["off_language"] is False
     assert data.marks({})["off_language"] is False
+    short = data.marks({"language": (None, "short")})  # too short to judge: neither a language nor off
+    assert short["language"] is None and short["off_language"] is False
+    grounding = data.marks({"hallucinated_numbers": (1.0, {"numbers": ["43"], "sources": ["reference"]})})
+    assert grounding["invented"] == ["43"]
 
 
 def test_segments_mark_whole_words_case_insensitively() -> None:

@@ -36,6 +36,8 @@ def test_html_is_self_contained_and_escapes_model_text(index: Path) -> None:
     assert '<mark class="spell">праходит</mark>' in html and '<mark class="number">43</mark>' in html
     assert "off-language: en" in html
     assert "image not available" in html  # lost_image has no file
+    assert '<h3 id="bench">' in html and "<td class=\"num\">81</td>" in html  # TTFT p50 in ms
+    assert "server failed: server &lt;b&gt;died&lt;/b&gt;" in html
 
 
 @pytest.mark.skipif(chromium_path() is None, reason="chromium not installed (scripts/setup.sh installs it)")

@@ -33,7 +33,7 @@ def _fail_start(message: str) -> None:
 def _ranking_table(summary: dict[str, Any]) -> Table:
     from .report.console import ranking_table
 
-    return ranking_table(summary)
+    return ranking_table(summary, width=console.width)
 
 
 def _get(d: dict[str, Any], path: str) -> Any:

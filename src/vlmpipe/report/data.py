@@ -214,12 +214,13 @@ def marks(metrics: dict[str, tuple[float | None, Any]], expected_language: str =
     lang = metrics.get("language")
     if lang is not None:
         _v, d = lang
-        language = d if isinstance(d, str) else get(d, "language") if isinstance(d, dict) else None
+        d = d if isinstance(d, str) else get(d, "language") if isinstance(d, dict) else None
+        language = d if isinstance(d, str) and re.fullmatch(r"[a-z]{2,3}", d) else None  # not "short"/"undetermined"
     off = metrics.get("off_language")
     if off is not None and number(off[0]) is not None:
         is_off = number(off[0]) > 0  # type: ignore[operator]
     else:
-        is_off = bool(language) and language != expected_language and language != "unknown"
+        is_off = language is not None and language != expected_language
     return {
         "language": language,
         "off_language": is_off,

@@ -156,6 +156,42 @@ def gallery(cfg: Any, items: list[dict[str, Any]], table: list[dict[str, Any]], 
     return cards
 
 
+BENCH_COLUMNS = ["model", "concurrency", "ok / n", "req/s", "tokens/s", "TTFT p50 ms", "TTFT p99 ms", "E2E p50 ms",
+                 "E2E p99 ms", "errors", "freezes", "GPU GB peak", "prefix cache"]
+
+
+def bench_rows(section: Any) -> list[list[str]]:
+    """The ``bench`` section (``vlmpipe bench``) as table rows: one per model and concurrency level."""
+    def ms(d: Any, q: str) -> str:
+        v = data.number(get_q(d, q))
+        return "—" if v is None else f"{1000 * v:.0f}"
+
+    def get_q(d: Any, q: str) -> Any:
+        return d.get(q) if isinstance(d, dict) else None
+
+    def num(v: Any, fmt: str) -> str:
+        n = data.number(v)
+        return "—" if n is None else fmt.format(n)
+
+    rows = []
+    if not isinstance(section, dict):
+        return rows
+    for name, entry in (section.get("models") or {}).items():
+        for level, d in (entry.get("levels") or {}).items():
+            if not isinstance(d, dict):
+                continue
+            if d.get("error"):
+                rows.append([name, str(level), "server failed: " + str(d["error"]).splitlines()[0]] + ["—"] * 10)
+                continue
+            rows.append([name, str(level), f"{d.get('completed', '—')} / {d.get('requests', '—')}",
+                         num(d.get("request_throughput"), "{:.2f}"), num(d.get("output_tokens_per_s"), "{:.1f}"),
+                         ms(d.get("ttft_s"), "p50"), ms(d.get("ttft_s"), "p99"),
+                         ms(d.get("e2e_latency_s"), "p50"), ms(d.get("e2e_latency_s"), "p99"),
+                         num(d.get("error_rate"), "{:.0%}"), str(d.get("freezes", "—")),
+                         num(d.get("gpu_memory_gb_peak"), "{:.1f}"), str(entry.get("prefix_caching", "unknown"))])
+    return rows
+
+
 def settings(cfg: Any, summary: dict[str, Any]) -> list[tuple[str, str]]:
     run = summary.get("run", {})
     rows = [("run", str(run.get("name"))), ("screenshots", str(run.get("items"))),
@@ -194,5 +230,5 @@ def render_index(cfg: Any, summary: dict[str, Any], items: list[dict[str, Any]],
         cards=gallery(cfg, items, table, summary, judgements), judge_run=judgements is not None,
         judge_message=(summary.get("judge_status") or {}).get("message")
         or "configure `judge:` in the run's config and run `vlmpipe judge RUN`.",
-        unavailable=unavailable(summary), bench=summary.get("bench"),
+        unavailable=unavailable(summary), bench_columns=BENCH_COLUMNS, bench=bench_rows(summary.get("bench")),
     )

@@ -112,6 +112,9 @@ def detail_text(detail: Any) -> str | None:
     if isinstance(detail, list):
         return ", ".join(str(x) for x in detail) or None
     if isinstance(detail, dict):
+        for key in ("words", "numbers", "missing"):  # the list a metric's detail is about
+            if isinstance(detail.get(key), list):
+                return ", ".join(str(x) for x in detail[key]) or None
         return "; ".join(f"{k}: {v}" for k, v in detail.items()) or None
     return None
 

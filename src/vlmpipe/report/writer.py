@@ -15,7 +15,7 @@ from ..judge.export import write_judge_files
 from ..store import Store
 from . import data
 from .html import render_index
-from .plots import write_plots
+from .plots import Plot, write_plots
 from .tables import generation_rows, write_csv, write_workbook
 
 log = logging.getLogger("vlmpipe.report")
@@ -40,6 +40,8 @@ def write_report(cfg: RunConfig, store: Store, run_dir: Path) -> dict[str, Any]:
             write_csv(out / f"{name}.csv", h, r)
     write_judge_files(store, out)  # judgements.csv (when judged) and references.csv
     plots = write_plots(summary, table, out)
+    if summary.get("bench") and (out / "bench.png").is_file():  # drawn by `vlmpipe bench`
+        plots.plots.append(Plot("bench", "Serving benchmark (vlmpipe bench)", out / "bench.png"))
     (out / "index.html").write_text(render_index(cfg, summary, items, table, plots.plots, judgements),
                                     encoding="utf-8")
     return summary
