@@ -77,7 +77,7 @@ def make_synthetic_run(tmp: Path, *, with_judge: bool = True) -> tuple[Any, Path
                     (k, "off_language", 1.0 if off else 0.0, None),
                     (k, "hallucinated_numbers", 1.0 if "43" in answer(m, item, r) else 0.0,
                      ["43"] if "43" in answer(m, item, r) else []),
-                    (k, "consistency", 0.9 - 0.2 * mi, None),
+                    (k, "consistency", 90.0 - 20 * mi, None),
                 ]
     store.set_plan(plan)
     store.put_scores(scores)

@@ -69,8 +69,8 @@ def test_problem_rules_fire_on_their_thresholds_only() -> None:
         "freezes": _model(chrf_mean=41.0, latency_max=61.6, errors_by_kind={}),
         "almost": _model(chrf_mean=42.0, latency_max=9.9),  # 9.9× the median: not a freeze
         "fails": _model(chrf_mean=43.0, n_errors=3, errors_by_kind={"timeout": 2, "http_500": 1}),
-        "invents": _model(chrf_mean=44.0, hallucinated_number_rate=0.1, consistency_mean=0.3),
-        "steady": _model(chrf_mean=45.0, hallucinated_number_rate=0.0, consistency_mean=0.5, off_language_rate=0.0),
+        "invents": _model(chrf_mean=44.0, hallucinated_number_rate=0.1, consistency_mean=30.0),
+        "steady": _model(chrf_mean=45.0, hallucinated_number_rate=0.0, consistency_mean=50.0, off_language_rate=0.0),
     }}
     k = _kinds(derive_findings(s))
     assert [f["evidence"]["model"] for f in k["off_language"]] == ["drifts"]

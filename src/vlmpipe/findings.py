@@ -23,7 +23,8 @@ from typing import Any
 from .report import data
 
 FREEZE_RATIO = 10.0
-LOW_CONSISTENCY = 0.5
+#: ``consistency_mean`` is the symmetric chrF++ between repeats of one screenshot, 0–100 (100: identical).
+LOW_CONSISTENCY = 50.0
 
 
 def _finding(kind: str, text: str, **evidence: Any) -> dict[str, Any]:
@@ -102,8 +103,8 @@ def derive_findings(summary: dict[str, Any]) -> list[dict[str, Any]]:
         cons = data.value(summary, n, "consistency_mean")
         if cons is not None and cons < LOW_CONSISTENCY:
             out.append(_finding("inconsistent", f"{n} answers inconsistently across repeats: consistency "
-                                f"{cons:.2f} < {LOW_CONSISTENCY}.", model=n, consistency_mean=cons,
-                                threshold=LOW_CONSISTENCY))
+                                f"{cons:.1f} < {LOW_CONSISTENCY:.0f} (chrF++ between repeats, 100 = identical).",
+                                model=n, consistency_mean=cons, threshold=LOW_CONSISTENCY))
 
     if q is None:
         out.insert(0, _finding("best", "No quality measure in this run (no judge ratio, chrF or ROUGE-1): "

@@ -57,14 +57,14 @@ RANKING = [("n", "n", "{:.0f}"), ("errors", "n_errors", "{:.0f}"), ("judge ratio
            ("ROUGE-1", "rouge1_f_mean", "{:.3f}"), ("BLEURT", "bleurt_mean", "{:.3f}"),
            ("fact recall", "fact_recall_mean", "{:.2f}"), ("invented numbers", "hallucinated_number_rate", "{:.1%}"),
            ("off-language", "off_language_rate", "{:.1%}"), ("spelling Σ", "spelling_errors_sum", "{:.0f}"),
-           ("perplexity", "perplexity_mean", "{:.1f}"), ("consistency", "consistency_mean", "{:.2f}"),
+           ("perplexity", "perplexity_mean", "{:.1f}"), ("consistency", "consistency_mean", "{:.1f}"),
            ("latency p50, s", "latency_s.p50", "{:.2f}"), ("latency max, s", "latency_s.max", "{:.2f}"),
            ("chars/s", "chars_per_s_mean", "{:.0f}"), ("GPU GB", "gpu_memory_gb_peak", "{:.1f}")]
 
 #: Per-answer score chips: (label, metric column, format).
 CHIPS = [("chrF", "chrf", "{:.1f}"), ("ROUGE-1", "rouge1_f", "{:.2f}"), ("BLEURT", "bleurt", "{:.2f}"),
          ("facts", "fact_recall", "{:.0%}"), ("spelling", "spelling_errors", "{:.0f}"),
-         ("perplexity", "perplexity", "{:.1f}"), ("consistency", "consistency", "{:.2f}")]
+         ("perplexity", "perplexity", "{:.1f}")]
 
 
 def environment() -> Environment:

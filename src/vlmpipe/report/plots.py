@@ -318,11 +318,11 @@ def stability(summary: dict[str, Any], table: list[dict[str, Any]]) -> tuple[Any
     distinct = {n: data.value(summary, n, "distinct_answer_rate") for n in names}
     for yi, n, v in zip(y, names, vals, strict=True):
         d = distinct[n]
-        ax.annotate(f"{v:.3f}" + (f"  (distinct answers {d:.0%})" if d is not None else ""), (v, yi),
+        ax.annotate(f"{v:.1f}" + (f"  (distinct answers {d:.0%})" if d is not None else ""), (v, yi),
                     xytext=(4, -9), textcoords="offset points", fontsize=8)
     ax.set_yticks(y, names)
     ax.invert_yaxis()
-    ax.set_xlim(0, 1.15)
-    ax.set_xlabel("consistency across repeats of one screenshot (1 = identical answers)")
+    ax.set_xlim(0, 118)
+    ax.set_xlabel("consistency across repeats of one screenshot: chrF++ between repeats (100 = identical)")
     ax.set_title("Stability per model")
     return fig, "Stability across repeats"
