@@ -52,14 +52,16 @@ def test_report_in_headless_chromium(index: Path, tmp_path: Path) -> None:
         assert cards == [i for i, _ in ITEMS]
         answers = browser.evaluate("document.querySelectorAll('.gen').length")
         assert answers == len(MODELS) * len(ITEMS) * REPEATS
+        browser.evaluate("document.querySelectorAll('details').forEach(d => d.open = true)")
         shown = browser.evaluate("document.querySelector('#item-cancelled_order').innerText")
+        assert "<img src=x onerror=alert(1)> The candidate names the order." in shown
         assert PLANTED in shown  # the script is on the page as text
         imgs = browser.evaluate("Array.from(document.querySelectorAll('.shot img')).map(i => i.naturalWidth)")
         assert len(imgs) == len(ITEMS) - 1 and all(w > 100 for w in imgs)
         plots = browser.evaluate("Array.from(document.querySelectorAll('.plots img')).map(i => i.naturalWidth)")
         assert len(plots) >= 8 and all(w > 300 for w in plots)
         # repeats are collapsed, and sorting by a column works (the script ran under the CSP)
-        assert browser.evaluate("document.querySelectorAll('.card details').length") == len(ITEMS) * len(MODELS)
+        assert browser.evaluate("document.querySelectorAll('.card details.repeats').length") == len(ITEMS) * len(MODELS)
         names = "Array.from(document.querySelectorAll('#ranking-table tbody td:first-child')).map(t => t.textContent)"
         assert browser.evaluate(names)[0] == "Qwen2-VL-7B-Instruct"
         col = browser.evaluate("Array.from(document.querySelectorAll('#ranking-table th')).findIndex("
@@ -82,7 +84,7 @@ def test_demo_prints_ranking_and_report_with_screenshots(tmp_path: Path) -> None
     res = CliRunner().invoke(app, ["demo", "--out", str(tmp_path / "runs"), "--quiet"], env={"COLUMNS": "300"})
     assert res.exit_code == 0, res.output
     index = tmp_path / "runs" / "demo" / "report" / "index.html"
-    assert "ocr-baseline" in res.output and "chars/s" in res.output
+    assert "ocr-baseline" in res.output and "ranked by chrF" in res.output and "ch/s" in res.output
     assert res.output.rstrip().splitlines()[-1] == f"report: {index}"
     with Chromium(tmp_path / "browser") as browser:
         page = browser.open(index)
