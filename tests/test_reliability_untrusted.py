@@ -22,6 +22,7 @@ HOSTILE = [
     "=cmd|' /C touch pwned_cmd'!A0",
     "../../../pwned_path.txt",
     "$(touch pwned_shell) `touch pwned_tick`; rm -rf ~",
+    "<script>alert('xss')</script><img src=x onerror=alert(1)> Здравствуйте",
 ]
 
 
@@ -51,6 +52,9 @@ def test_hostile_generations_are_strings_in_xlsx_verbatim_in_csv_and_touch_nothi
         assert sheets and not any(b"<f>" in z.read(n) or b"<f " in z.read(n) for n in sheets)  # no formula cells
     with (result.report_dir / "generations.csv").open(encoding="utf-8") as f:
         assert sorted(r["text"] for r in csv.DictReader(f)) == sorted(HOSTILE)  # the CSV keeps texts exactly
+    html = (result.report_dir / "index.html").read_text(encoding="utf-8")
+    assert "<script>alert(" not in html and "<img src=x" not in html  # escaped wherever model text is shown
+    assert "&lt;script&gt;alert(&#39;xss&#39;)&lt;/script&gt;&lt;img src=x onerror=alert(1)&gt;" in html
     created = {p.name for p in tmp_path.rglob("*")} | {p.name for p in tmp_path.parent.glob("pwned*")}
     assert not any(name.startswith("pwned") for name in created)
     run_files = {p.relative_to(result.run_dir).as_posix() for p in result.run_dir.rglob("*") if p.is_file()}

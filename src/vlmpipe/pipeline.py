@@ -5,6 +5,8 @@ The Python API mirrors the CLI: ``vlmpipe.run("config.yaml")`` does what ``vlmpi
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import hashlib
 import logging
 import time
@@ -89,12 +91,29 @@ def prepare_items(cfg: RunConfig, store: Store) -> dict[str, PreparedImage | str
     return images
 
 
+def _in_running_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+def _off_loop(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    """Call ``fn`` in a worker thread: stages use ``asyncio.run``, which a running loop (Jupyter) forbids."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(fn, *args, **kwargs).result()
+
+
 def run(config: RunConfig | str | Path, *, show_progress: bool = True, max_time_s: float | None = None) -> RunResult:
     """Run every stage of a config; finished generations are reused, never re-requested.
 
     ``max_time_s`` (default: the config's ``max_run_time_s``) caps the run: when it passes, generation stops,
     what finished is kept, the report is written and the exit code is 1 with a note saying so.
+    Works from a notebook too: inside a running event loop the stages run in a worker thread.
     """
+    if _in_running_loop():
+        return _off_loop(run, config, show_progress=show_progress, max_time_s=max_time_s)
     started = time.monotonic()
     cfg = config if isinstance(config, RunConfig) else load_config(config)
     cap = max_time_s if max_time_s is not None else cfg.max_run_time_s
@@ -181,6 +200,8 @@ def _spec_record(spec: Any) -> dict[str, Any]:
 
 def score(run_dir: str | Path, *, show_progress: bool = True) -> RunResult:
     """Re-score and re-report an existing run (e.g. an imported one, or after adding a metric)."""
+    if _in_running_loop():
+        return _off_loop(score, run_dir, show_progress=show_progress)
     cfg = load_run_config(run_dir)
     with open_store(Path(run_dir)) as store:
         return finish(cfg, store, Path(run_dir), show_progress=show_progress, judge=False)
