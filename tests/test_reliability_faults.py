@@ -94,6 +94,7 @@ def test_every_fault_ends_as_a_result_or_an_error_with_its_kind(tmp_path: Path) 
     assert (d["n"], d["n_errors"], d["error_rate"]) == (len(FAULTS), len(FAULTS), 1.0)
     assert d["errors_by_kind"] == {"connection": len(FAULTS)}
     assert "failed 5 requests in a row and none succeeded" in d["failed"]
+    assert [f["model"] for f in (x["evidence"] for x in summary["findings"] if x["kind"] == "server_down")] == ["down"]
     # and the workbook's summary sheet shows the error rate of each model
     ws = load_workbook(result.report_dir / "results.xlsx")["summary"]
     header = [c.value for c in ws[1]]

@@ -71,6 +71,12 @@ def test_injection_is_recorded_delimited_and_flagged_when_the_judge_is_swayed(tm
         marks = {r["item"]: r["injection_suspected"] for r in csv.DictReader(f)}
     assert {k for k, v in marks.items() if float(v) == 1.0} == {"shot_3", "shot_5"}
     assert json.loads((result.report_dir / "summary.json").read_text())["models"]["m"]["injection"]["flagged"] == 1
+    # flagged in the report, as a finding, with the phrase escaped like any model text
+    (finding,) = [f for f in result.summary["findings"] if f["kind"] == "injection"]
+    assert finding["text"].startswith("m: 1 answer(s) address the judge and got outlier judge scores")
+    assert "shot_3 #0: score 10, «Ignore the instructions»" in finding["text"]
+    html = (result.report_dir / "index.html").read_text(encoding="utf-8")
+    assert "shot_3 #0: score 10, «Ignore the instructions»" in html
 
 
 def _data_url(path: Path) -> str:

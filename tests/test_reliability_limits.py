@@ -31,6 +31,7 @@ def test_max_time_stops_cleanly_and_the_next_run_finishes_the_rest(tmp_path: Pat
     message = " ".join(first.output.split())
     assert f"stopped: the run time limit of 1.5 s was reached; {done} of {ITEMS} generations are stored" in message
     assert summary["run"]["stopped"].startswith("stopped: the run time limit of 1.5 s")
+    assert [f["text"] for f in summary["findings"] if f["kind"] == "stopped"] == [summary["run"]["stopped"]]
     assert (tmp_path / "runs" / "r" / "report" / "results.xlsx").is_file()
     # the second run sends only what was missing (plus the requests the cap cut off in flight)
     assert second.exit_code == 0, second.output

@@ -12,6 +12,8 @@
 - ``errors``: ``n_errors`` > 0.
 - ``invents_numbers``: ``hallucinated_number_rate`` > 0.
 - ``inconsistent``: ``consistency_mean`` < ``LOW_CONSISTENCY``.
+- ``server_down``: the model's server was given up (``failed``); ``injection``: answers that address the judge
+  and got outlier judge scores (``injection.flagged``); ``stopped``: the run stopped at its time limit.
 - ``recommend_quality`` / ``recommend_constrained``: the best model; and the Pareto model with the least GPU
   memory (else the fastest) among those not flagged as freezing, failing or drifting off-language.
 """
@@ -69,6 +71,8 @@ def derive_findings(summary: dict[str, Any]) -> list[dict[str, Any]]:
         return out
     q = data.quality_field(summary, names)
     flagged: set[str] = set()
+    if summary.get("run", {}).get("stopped"):
+        out.append(_finding("stopped", str(summary["run"]["stopped"])))
 
     for n in names:
         m = summary["models"][n]
@@ -95,6 +99,17 @@ def derive_findings(summary: dict[str, Any]) -> list[dict[str, Any]]:
             out.append(_finding("errors", f"{n} failed {errors} of {m.get('n')} requests" +
                                 (f" ({kinds})." if kinds else "."), model=n, n_errors=errors, n=m.get("n"),
                                 errors_by_kind=m.get("errors_by_kind") or {}))
+        if m.get("failed"):
+            flagged.add(n)
+            out.append(_finding("server_down", f"{n} was given up: {m['failed']}", model=n))
+        inj = m.get("injection") or {}
+        if inj.get("flagged"):
+            cases = [e for e in inj.get("items", []) if e.get("flagged")]
+            listed = "; ".join(f"{e['item']} #{e['repeat']}: score {e['candidate_score']:g}, «{e['phrase']}»"
+                               for e in cases)
+            out.append(_finding("injection", f"{n}: {inj['flagged']} answer(s) address the judge and got outlier "
+                                f"judge scores (above {inj.get('score_fence', 0):.2f}); review them before trusting "
+                                f"its judge ratio — {listed}.", model=n, cases=cases))
         hal = data.value(summary, n, "hallucinated_number_rate")
         if hal is not None and hal > 0:
             out.append(_finding("invents_numbers", f"{n} invents numbers (amounts, IDs, dates found in neither the "
