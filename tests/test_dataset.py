@@ -46,15 +46,16 @@ def test_csv_manifest_splits_facts_on_semicolons(tmp_path: Path) -> None:
     assert item.facts == ["02632305-0222", "20:32"]
 
 
-def test_manifest_problems_name_the_file_and_row(tmp_path: Path) -> None:
+def test_manifest_problems_fail_their_row_naming_the_file_row_and_field(tmp_path: Path) -> None:
     d = make_folder(tmp_path, ["a.png"])
     m = d / "m.jsonl"
     m.write_text('{"id": "a", "image": "a.png"}\n{"image": "a.png"}\n', encoding="utf-8")
-    with pytest.raises(DatasetError, match=r"m\.jsonl: row 2: id: Field required"):
-        load_items(DatasetConfig(path=d, manifest=m))
+    good, bad = load_items(DatasetConfig(path=d, manifest=m))
+    assert good.id == "a" and good.error is None
+    assert bad.id == "row-2" and bad.error == "m.jsonl: row 2: field id: Field required"
     m.write_text('{"id": "a", "image": "a.png"}\n{oops\n', encoding="utf-8")
-    with pytest.raises(DatasetError, match=r"m\.jsonl:2: not valid JSON"):
-        load_items(DatasetConfig(path=d, manifest=m))
+    good, bad = load_items(DatasetConfig(path=d, manifest=m))
+    assert good.error is None and bad.id == "row-2" and bad.error.startswith("m.jsonl: row 2: not valid JSON")
 
 
 def test_empty_dataset_cannot_start(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from .config import RunConfig
+from .injection import add_injection_flags
 from .judge.aggregate import add_judge
 from .metrics.base import REGISTRY
 from .stability import stability_summary, unavailable_reasons
@@ -143,10 +144,12 @@ def build_summary(cfg: RunConfig, store: Store) -> dict[str, Any]:
             "items_failed": sum(1 for i in items if i["error"]),
             "repeats": cfg.repeats,
             "prompt_hash": cfg.prompt_signature(),
+            "stopped": store.get_meta("stopped"),
         },
         "models": models,
     }
     add_judge(cfg, store, summary)
+    add_injection_flags(store, summary)
     from .bench import bench_section
 
     bench = bench_section(store)

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from .config import ConfigError
@@ -26,31 +27,15 @@ Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
 
 
 def _fail_start(message: str) -> None:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, markup=True)
+    # the message may quote user data (a path, a key with brackets): escaped, and never wrapped mid-path
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, markup=True, soft_wrap=True)
     raise typer.Exit(2)
 
 
 def _ranking_table(summary: dict[str, Any]) -> Table:
-    table = Table(title=f"run {summary['run']['name']}: {summary['run']['items']} items × "
-                        f"{summary['run']['repeats']} repeats")
-    cols = [("model", None), ("n", "n"), ("errors", "n_errors"), ("latency p50 s", "latency_s.p50"),
-            ("chars", "length_chars_mean"), ("chars/s", "chars_per_s_mean"), ("chrF", "chrf_mean"),
-            ("ROUGE-1", "rouge1_f_mean"), ("fact recall", "fact_recall_mean"),
-            ("judge ratio", "judge.ratio_mean")]
-    shown = [c for c in cols if c[1] is None or any(_get(m, c[1]) is not None
-                                                    for m in summary["models"].values())]
-    for title, _ in shown:
-        table.add_column(title, justify="left" if title == "model" else "right")
-    for name, m in summary["models"].items():
-        cells = []
-        for _title, path in shown:
-            if path is None:
-                cells.append(name)
-                continue
-            v = _get(m, path)
-            cells.append("—" if v is None else f"{v:.3f}" if isinstance(v, float) else str(v))
-        table.add_row(*cells)
-    return table
+    from .report.console import ranking_table
+
+    return ranking_table(summary, width=console.width)
 
 
 def _get(d: dict[str, Any], path: str) -> Any:
@@ -76,12 +61,18 @@ def _finish(result: Any) -> None:
 
 
 @app.command()
-def run(config: Annotated[Path, typer.Argument(help="The run's YAML config.")], quiet: Quiet = False) -> None:
+def run(
+    config: Annotated[Path, typer.Argument(help="The run's YAML config.")],
+    quiet: Quiet = False,
+    max_time: Annotated[float | None, typer.Option(
+        "--max-time", min=0.001, help="Stop generating after SECONDS; what is done is stored and reported "
+                                      "(overrides max_run_time_s).")] = None,
+) -> None:
     """Run every stage of CONFIG: generate, score, judge, report. Finished work is reused."""
     from .pipeline import run as run_pipeline
 
     try:
-        result = run_pipeline(config, show_progress=not quiet)
+        result = run_pipeline(config, show_progress=not quiet, max_time_s=max_time)
     except (ConfigError, DatasetError) as err:
         _fail_start(str(err))
     _finish(result)
@@ -141,6 +132,33 @@ def report(run_dir: RunDir) -> None:
     except ConfigError as err:
         _fail_start(str(err))
     _finish(result)
+
+
+@app.command()
+def compare(
+    run_a: RunDir,
+    run_b: RunDir,
+    out: Annotated[Path | None, typer.Option(help="Write compare.json into this folder.")] = None,
+    all_fields: Annotated[bool, typer.Option("--all", help="Every numeric field, not only the headline ones.")] = False,
+) -> None:
+    """Put two runs' summaries side by side: common models and metrics, B − A, interval overlap."""
+    from .compare import HEADLINE, compare_runs
+    from .report.console import compare_table
+
+    try:
+        result = compare_runs(run_a, run_b, out=out)
+    except FileNotFoundError as err:
+        _fail_start(str(err))
+    console.print(f"A = {run_a}\nB = {run_b}", highlight=False)
+    if result["models"]:
+        console.print(compare_table(result, None if all_fields else HEADLINE))
+    else:
+        console.print("no models in common")
+    for side in ("only_a", "only_b"):
+        if result[side]:
+            console.print(f"only in {side[-1].upper()}: {', '.join(result[side])}")
+    if out is not None:
+        console.print(f"written: {out / 'compare.json'}")
 
 
 def _levels(text: str) -> list[int]:

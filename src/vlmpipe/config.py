@@ -192,6 +192,8 @@ class RunConfig(_Strict):
     models: list[ModelSpec] = Field(min_length=1)
     repeats: int = Field(default=5, ge=1)
     concurrency: int = Field(default=1, ge=1)
+    max_run_time_s: float | None = Field(
+        default=None, gt=0, description="Stop generating after this long; what is done is stored and reported.")
     seed: int = 0
     references: ReferenceConfig = Field(default_factory=ReferenceConfig)
     judge: JudgeConfig = Field(default_factory=JudgeConfig)

@@ -69,26 +69,74 @@ def _natural_key(s: str) -> list[object]:
     return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", s)]
 
 
-def _read_manifest(path: Path) -> list[dict[str, object]]:
+def _read_manifest(path: Path) -> list[tuple[int, dict[str, object] | str]]:
+    """``(row number, row)`` per manifest row (the line number in JSONL); a string says why a row is unusable."""
     if not path.is_file():
         raise DatasetError(f"{path}: manifest not found")
-    text = path.read_text(encoding="utf-8-sig")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as err:
+        raise DatasetError(f"{path}: cannot read the manifest: {err}") from None
     if path.suffix.lower() in (".jsonl", ".ndjson"):
-        rows = []
+        rows: list[tuple[int, dict[str, object] | str]] = []
         for n, line in enumerate(text.splitlines(), 1):
             if not line.strip():
                 continue
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as err:
-                raise DatasetError(f"{path}:{n}: not valid JSON: {err.msg}") from None
-            if not isinstance(row, dict):
-                raise DatasetError(f"{path}:{n}: each line must be a JSON object")
-            rows.append(row)
+                rows.append((n, f"not valid JSON: {err.msg}"))
+                continue
+            rows.append((n, row if isinstance(row, dict) else "each line must be a JSON object"))
         return rows
     if path.suffix.lower() == ".csv":
-        return list(csv.DictReader(text.splitlines()))
+        return list(enumerate(csv.DictReader(text.splitlines()), 1))
     raise DatasetError(f"{path}: manifest must be .jsonl or .csv")
+
+
+def _row_id(raw: dict[str, object] | str, n: int) -> str:
+    """The id a manifest row is stored under: its own when usable, else ``row-N``."""
+    if isinstance(raw, dict):
+        value = raw.get("id")
+        if isinstance(value, str | int) and not isinstance(value, bool) and 0 < len(str(value).strip()) <= 200:
+            return str(value).strip()
+    return f"row-{n}"
+
+
+def _manifest_items(manifest: Path) -> list[Item]:
+    """One item per manifest row; a row that cannot be used becomes a failed item naming the row and field."""
+    items: list[Item] = []
+    first_row: dict[str, int] = {}
+    for n, raw in _read_manifest(manifest):
+        where = f"{manifest.name}: row {n}"
+        if isinstance(raw, str):
+            items.append(Item(_row_id(raw, n), "", error=f"{where}: {raw}"))
+            continue
+        try:
+            row = ManifestRow.model_validate(raw)
+        except ValidationError as err:
+            problems = "; ".join(
+                f"field {'.'.join(str(p) for p in e['loc']) or '(row)'}: {e['msg']}" for e in err.errors()
+            )
+            image = raw.get("image")
+            items.append(Item(_row_id(raw, n), image if isinstance(image, str) else "", error=f"{where}: {problems}"))
+            continue
+        if row.id in first_row:
+            dup_id = f"{row.id}@row-{n}"
+            items.append(Item(dup_id, row.image, error=f"{where}: duplicate id {row.id!r} (first used in row "
+                                                      f"{first_row[row.id]}); this row is skipped"))
+            continue
+        first_row[row.id] = n
+        items.append(Item(row.id, row.image, row.user_message, row.reference, row.facts))
+    # the id given to an unusable row ("row-3", "a@row-4") must not collide with a usable row's id
+    taken = {it.id for it in items if it.error is None}
+    for it in items:
+        if it.error is None:
+            continue
+        while it.id in taken:
+            it.id += "'"
+        taken.add(it.id)
+    return items
 
 
 def load_items(cfg: DatasetConfig) -> list[Item]:
@@ -98,19 +146,7 @@ def load_items(cfg: DatasetConfig) -> list[Item]:
         raise DatasetError(f"{root}: dataset folder not found")
     items: list[Item] = []
     if cfg.manifest is not None:
-        seen: set[str] = set()
-        for n, raw in enumerate(_read_manifest(Path(cfg.manifest)), 1):
-            try:
-                row = ManifestRow.model_validate(raw)
-            except ValidationError as err:
-                problems = "; ".join(
-                    f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in err.errors()
-                )
-                raise DatasetError(f"{cfg.manifest}: row {n}: {problems}") from None
-            if row.id in seen:
-                raise DatasetError(f"{cfg.manifest}: row {n}: duplicate id {row.id!r}")
-            seen.add(row.id)
-            items.append(Item(row.id, row.image, row.user_message, row.reference, row.facts))
+        items = _manifest_items(Path(cfg.manifest))
     else:
         files = sorted(
             (p for p in root.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES),

@@ -2,21 +2,41 @@
 
 Each finished request is written to the store at once, so an interrupted run loses only the requests in
 flight. Models run one after another (a served model is started before its requests and stopped after).
+
+Requests in flight follow the server: a 429 halves them, successes grow them back (:mod:`vlmpipe.limiter`).
+A model whose server refuses every connection is given up after a few requests in a row (the rest are
+recorded as failed without being sent, and retried by the next run), so a dead server costs seconds, not
+hours, and the other models still run. An optional deadline (``max_run_time_s``) stops the stage cleanly:
+requests in flight are abandoned, everything finished is already stored.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
 from .config import ModelSpec, RunConfig
 from .images import PreparedImage
+from .limiter import AdaptiveLimiter
 from .plan import PlannedGeneration, candidate_models
 from .progress import progress_bar
 from .providers import Generation, Request, make_provider
 from .serving import model_session
 from .store import Store
+
+log = logging.getLogger("vlmpipe")
+
+#: successes in a row after which the limiter allows one more request in flight
+GROW_AFTER = 8
+#: connection failures in a row (with no success yet) after which a model's server is given up
+GIVE_UP_AFTER = 5
+
+
+class RunDeadline(Exception):
+    """The run's time limit passed during generation."""
 
 
 def _row(p: PlannedGeneration, gen: Generation) -> dict[str, Any]:
@@ -31,16 +51,24 @@ def _row(p: PlannedGeneration, gen: Generation) -> dict[str, Any]:
 async def _run_model(
     cfg: RunConfig, spec: ModelSpec, todo: list[PlannedGeneration], store: Store,
     items: dict[str, dict[str, Any]], images: dict[str, PreparedImage | str],
-    advance: Callable[[int], None],
+    advance: Callable[[int], None], deadline: float | None = None,
 ) -> None:
     async with model_session(cfg, spec, store) as served:
         if served.error:
             for p in todo:
                 store.put_generation(_row(p, Generation(error=served.error, error_kind="server")))
                 advance(1)
+            store.update_model_info(spec.name, {"failed": served.error})
             return
         provider = make_provider(served.spec)
-        sem = asyncio.Semaphore(spec.concurrency or cfg.concurrency)
+        width = spec.concurrency or cfg.concurrency
+        limiter = AdaptiveLimiter(width, grow_after=GROW_AFTER, name=spec.name)
+        if hasattr(provider, "limiter"):
+            provider.limiter = limiter  # HTTP attempts follow the server's 429s
+        sem = asyncio.Semaphore(width)
+        state: dict[str, Any] = {"ok": 0, "conn_in_row": 0, "given_up": None}
+        errors: Counter[str] = Counter()
+        first_error: list[str] = []
 
         async def one(p: PlannedGeneration) -> None:
             item = items[p.item]
@@ -56,21 +84,61 @@ async def _run_model(
                     image_bytes=None if isinstance(image, str) else image.data,
                 )
                 async with sem:
-                    gen = await provider.generate(req)
+                    if state["given_up"]:
+                        gen = Generation(error=state["given_up"], error_kind="connection")
+                    else:
+                        gen = await provider.generate(req)
+                        _track_health(state, spec, gen)
             store.put_generation(_row(p, gen))
+            if gen.error:
+                errors[gen.error_kind or "error"] += 1
+                first_error[:] = first_error or [f"{p.item}#{p.repeat}: {gen.error}"]
             advance(1)
 
+        cap = asyncio.timeout_at(deadline)
         try:
-            await asyncio.gather(*(one(p) for p in todo))
+            async with cap:
+                await asyncio.gather(*(one(p) for p in todo))
+        except TimeoutError:
+            if cap.expired():
+                raise RunDeadline from None
+            raise
         finally:
             await provider.aclose()
+            if errors:
+                log.warning("model %s: %d of %d generations failed (%s); first: %s", spec.name, errors.total(),
+                            len(todo), ", ".join(f"{k}: {v}" for k, v in errors.most_common()), first_error[0])
+            store.update_model_info(spec.name, {
+                "failed": state["given_up"],
+                "concurrency_min": limiter.min_limit,
+                "rate_limit_backoffs": limiter.backoffs,
+            })
+
+
+def _track_health(state: dict[str, Any], spec: ModelSpec, gen: Generation) -> None:
+    """Give a model's server up after :data:`GIVE_UP_AFTER` connection failures in a row and no success."""
+    if gen.ok:
+        state["ok"] += 1
+        state["conn_in_row"] = 0
+        return
+    if gen.error_kind != "connection":
+        state["conn_in_row"] = 0
+        return
+    state["conn_in_row"] += 1
+    if state["ok"] == 0 and state["conn_in_row"] >= GIVE_UP_AFTER and not state["given_up"]:
+        state["given_up"] = (f"not sent: the server of {spec.name} at {spec.base_url} failed {GIVE_UP_AFTER} "
+                             f"requests in a row and none succeeded (last: {gen.error})")
+        log.error("model %s: server unreachable, giving up on its remaining requests: %s", spec.name, gen.error)
 
 
 async def generate_async(
     cfg: RunConfig, store: Store, plan: list[PlannedGeneration],
-    images: dict[str, PreparedImage | str], *, show_progress: bool = True,
+    images: dict[str, PreparedImage | str], *, show_progress: bool = True, deadline: float | None = None,
 ) -> int:
-    """Run what the plan still lacks; returns the number of requests made."""
+    """Run what the plan still lacks; returns the number of generations attempted.
+
+    ``deadline`` is a ``loop.time()`` value; reaching it raises :class:`RunDeadline` (finished work is stored).
+    """
     finished = store.finished_keys()
     items = {i["id"]: i for i in store.items()}
     made = 0
@@ -79,11 +147,18 @@ async def generate_async(
         if not todo:
             continue
         with progress_bar(f"generate {spec.name}", len(todo), enabled=show_progress) as advance:
-            await _run_model(cfg, spec, todo, store, items, images, advance)
+            await _run_model(cfg, spec, todo, store, items, images, advance, deadline)
         made += len(todo)
     return made
 
 
 def generate(cfg: RunConfig, store: Store, plan: list[PlannedGeneration],
-             images: dict[str, PreparedImage | str], *, show_progress: bool = True) -> int:
-    return asyncio.run(generate_async(cfg, store, plan, images, show_progress=show_progress))
+             images: dict[str, PreparedImage | str], *, show_progress: bool = True,
+             max_time_s: float | None = None) -> int:
+    """Run the generate stage; :class:`RunDeadline` when ``max_time_s`` (from now) passes first."""
+
+    async def main() -> int:
+        deadline = None if max_time_s is None else asyncio.get_running_loop().time() + max_time_s
+        return await generate_async(cfg, store, plan, images, show_progress=show_progress, deadline=deadline)
+
+    return asyncio.run(main())

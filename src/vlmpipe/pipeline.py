@@ -5,8 +5,11 @@ The Python API mirrors the CLI: ``vlmpipe.run("config.yaml")`` does what ``vlmpi
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import hashlib
 import logging
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,13 +18,14 @@ import yaml
 
 from .config import ConfigError, RunConfig, load_config
 from .dataset import Item, load_image, load_items
-from .generate import generate
+from .generate import RunDeadline, generate
 from .images import ImageError, PreparedImage
 from .judge import JudgeOutcome, judge_run
 from .judge.aggregate import NOT_CONFIGURED
 from .plan import make_plan
 from .references import apply_references
 from .report import write_report
+from .runlog import run_log
 from .scoring import score_run
 from .store import Store
 
@@ -67,7 +71,10 @@ def prepare_items(cfg: RunConfig, store: Store) -> dict[str, PreparedImage | str
     for it in items:
         row: dict[str, Any] = {"id": it.id, "image": it.image, "user_message": it.user_message,
                                "reference": it.reference, "facts": it.facts}
-        if it.is_url:
+        if it.error:
+            row["error"] = it.error
+            log.warning("item %s: %s", it.id, it.error)
+        elif it.is_url:
             images[it.id] = it.image
             row["image_sha"] = hashlib.sha256(it.image.encode()).hexdigest()
         else:
@@ -84,12 +91,36 @@ def prepare_items(cfg: RunConfig, store: Store) -> dict[str, PreparedImage | str
     return images
 
 
-def run(config: RunConfig | str | Path, *, show_progress: bool = True) -> RunResult:
-    """Run every stage of a config; finished generations are reused, never re-requested."""
+def _in_running_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+def _off_loop(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    """Call ``fn`` in a worker thread: stages use ``asyncio.run``, which a running loop (Jupyter) forbids."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(fn, *args, **kwargs).result()
+
+
+def run(config: RunConfig | str | Path, *, show_progress: bool = True, max_time_s: float | None = None) -> RunResult:
+    """Run every stage of a config; finished generations are reused, never re-requested.
+
+    ``max_time_s`` (default: the config's ``max_run_time_s``) caps the run: when it passes, generation stops,
+    what finished is kept, the report is written and the exit code is 1 with a note saying so.
+    Works from a notebook too: inside a running event loop the stages run in a worker thread.
+    """
+    if _in_running_loop():
+        return _off_loop(run, config, show_progress=show_progress, max_time_s=max_time_s)
+    started = time.monotonic()
     cfg = config if isinstance(config, RunConfig) else load_config(config)
+    cap = max_time_s if max_time_s is not None else cfg.max_run_time_s
     run_dir = Path(cfg.run_dir)
     save_config(cfg, run_dir)
-    with open_store(run_dir) as store:
+    with run_log(cfg, run_dir), open_store(run_dir) as store:
+        store.set_meta("stopped", None)
         images = prepare_items(cfg, store)
         plan = make_plan(cfg, store.items())
         store.put_models(
@@ -98,8 +129,26 @@ def run(config: RunConfig | str | Path, *, show_progress: bool = True) -> RunRes
                if cfg.references.source == "model" and cfg.references.model else [])
         )
         store.set_plan((p.key, p.model, p.role, p.item, p.repeat) for p in plan)
-        made = generate(cfg, store, plan, images, show_progress=show_progress)
-        return finish(cfg, store, run_dir, requests_made=made, show_progress=show_progress, images=images)
+        notes: list[str] = []
+        try:
+            remaining = None if cap is None else max(0.0, cap - (time.monotonic() - started))
+            made = generate(cfg, store, plan, images, show_progress=show_progress, max_time_s=remaining)
+        except RunDeadline:
+            done = len(store.generations())
+            reason = (f"stopped: the run time limit of {cap:g} s was reached; {done} of {len(plan)} generations "
+                      f"are stored and reported, run the same command again to finish the rest")
+            store.set_meta("stopped", reason)
+            notes.append(reason)
+            log.warning(reason)
+            made = done
+            if cfg.judge.enabled:
+                notes.append("judge skipped: the run time limit was reached (run again, or `vlmpipe judge RUN`)")
+        result = finish(cfg, store, run_dir, requests_made=made, show_progress=show_progress, images=images,
+                        judge=not notes)
+        result.notes = notes + result.notes
+        if notes:
+            result.exit_code = EXIT_FAILED_ITEMS
+        return result
 
 
 def finish(cfg: RunConfig, store: Store, run_dir: Path, *, requests_made: int = 0,
@@ -151,6 +200,8 @@ def _spec_record(spec: Any) -> dict[str, Any]:
 
 def score(run_dir: str | Path, *, show_progress: bool = True) -> RunResult:
     """Re-score and re-report an existing run (e.g. an imported one, or after adding a metric)."""
+    if _in_running_loop():
+        return _off_loop(score, run_dir, show_progress=show_progress)
     cfg = load_run_config(run_dir)
     with open_store(Path(run_dir)) as store:
         return finish(cfg, store, Path(run_dir), show_progress=show_progress, judge=False)

@@ -44,14 +44,14 @@ class ImportedGeneration:
 
 
 def clean_number(v: Any) -> float | None:
-    """A float from a table cell, ``None`` for blanks and NaN."""
+    """A float from a table cell, ``None`` for blanks, text, NaN and infinities."""
     if v is None or (isinstance(v, str) and not v.strip()):
         return None
     try:
         f = float(v)
     except (TypeError, ValueError):
         return None
-    return None if math.isnan(f) else f
+    return f if math.isfinite(f) else None
 
 
 def clean_text(v: Any) -> str | None:

@@ -14,12 +14,12 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from ..importers.common import clean_number, clean_text
 from ..store import Store
 from .store import put_judgements, set_judge_meta
 
@@ -27,20 +27,6 @@ log = logging.getLogger("vlmpipe.judge")
 
 REQUIRED = ("model_name", "Image", "Reference_Score", "Candidate_Score")
 RECORDED_RANGE = (0.0, 10.0)
-
-
-def _number(value: Any) -> float | None:
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        return None
-    return x if math.isfinite(x) else None
-
-
-def _text(value: Any) -> str | None:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return None
-    return str(value)
 
 
 def import_recorded_judgements(store: Store | str | Path, xlsx_path: str | Path,
@@ -78,8 +64,8 @@ def import_recorded_judgements(store: Store | str | Path, xlsx_path: str | Path,
         if gen is None:
             unmatched += 1
             continue
-        cand, ref = _number(rec["Candidate_Score"]), _number(rec["Reference_Score"])
-        explanation = _text(rec.get("Judge Explanation"))
+        cand, ref = clean_number(rec["Candidate_Score"]), clean_number(rec["Reference_Score"])
+        explanation = clean_text(rec.get("Judge Explanation"))
         row: dict[str, Any] = {
             "key": hashlib.sha256(f"{signature}:{gen['key']}".encode()).hexdigest()[:32],
             "generation_key": gen["key"], "model": model, "item": item, "repeat": repeat,
@@ -97,7 +83,7 @@ def import_recorded_judgements(store: Store | str | Path, xlsx_path: str | Path,
         else:
             row.update(candidate_score=cand, reference_score=ref)
         rows.append(row)
-        reference = _text(rec.get("reference"))
+        reference = clean_text(rec.get("reference"))
         if reference and item in items and not items[item].get("reference"):
             store.set_reference(item, reference)
             items[item]["reference"] = reference

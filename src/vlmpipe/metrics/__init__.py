@@ -2,6 +2,7 @@
 
 # isort: off
 from . import letters, spelling, language, overlap, grounding  # noqa: F401  (registers the metrics)
+from .. import injection  # noqa: F401  (registers the prompt-injection marker)
 from . import bleurt, bertscore, perplexity  # noqa: F401  (model-based metrics: optional extras, lazy imports)
 # isort: on
 from .base import REGISTRY, Metric, Score, ScoreContext, register

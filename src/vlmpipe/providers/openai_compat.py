@@ -20,6 +20,8 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, sto
 from tenacity.wait import wait_exponential_jitter
 
 from ..config import ModelSpec
+from ..limiter import AdaptiveLimiter
+from ..redact import redact
 from .base import Generation, Request
 
 RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
@@ -72,8 +74,11 @@ def build_messages(spec: ModelSpec, request: Request) -> list[dict[str, Any]]:
 
 
 class OpenAICompatProvider:
-    def __init__(self, spec: ModelSpec, *, client: httpx.AsyncClient | None = None) -> None:
+    def __init__(self, spec: ModelSpec, *, client: httpx.AsyncClient | None = None,
+                 limiter: AdaptiveLimiter | None = None) -> None:
         self.spec = spec
+        #: when set, every HTTP attempt (not the waits between retries) holds one of its slots
+        self.limiter = limiter
         self._api_key = os.environ.get(spec.api_key_env, "") if spec.api_key_env else ""
         headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
         self._client = client or httpx.AsyncClient(
@@ -87,7 +92,15 @@ class OpenAICompatProvider:
         await self._client.aclose()
 
     def _redact(self, text: str) -> str:
-        return text.replace(self._api_key, "***") if self._api_key else text
+        return redact(text, [self._api_key] if self._api_key else [])
+
+    def _redacted(self, gen: Generation) -> Generation:
+        """The last line of defence: no key in anything a generation carries to the store."""
+        if gen.error:
+            gen.error = self._redact(gen.error)
+        if gen.text and self._api_key and self._api_key in gen.text:
+            gen.text = self._redact(gen.text)
+        return gen
 
     def payload(self, request: Request) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -122,13 +135,25 @@ class OpenAICompatProvider:
                     attempts += 1
                     gen = await self._attempt(request)
                     gen.attempts = attempts
-                    return gen
+                    return self._redacted(gen)
         except _Retryable as exc:
             exc.gen.attempts = attempts
-            return exc.gen
+            return self._redacted(exc.gen)
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _attempt(self, request: Request) -> Generation:
+        if self.limiter is None:
+            return await self._attempt_once(request)
+        async with self.limiter.slot() as slot:
+            try:
+                gen = await self._attempt_once(request)
+            except _Retryable as exc:
+                slot.outcome = exc.gen.error_kind
+                raise
+            slot.outcome = gen.error_kind or "ok"
+            return gen
+
+    async def _attempt_once(self, request: Request) -> Generation:
         t0 = time.perf_counter()
         try:
             async with asyncio.timeout(self.spec.timeout_s):
@@ -149,7 +174,7 @@ class OpenAICompatProvider:
             )
         except (httpx.TransportError, httpx.RemoteProtocolError) as err:
             gen = Generation(
-                error=self._redact(f"connection failed: {err.__class__.__name__}: {err}"[:300]),
+                error=self._redact(f"connection failed: {err.__class__.__name__}: {err}")[:300],
                 error_kind="connection",
                 latency_s=time.perf_counter() - t0,
             )
@@ -158,7 +183,7 @@ class OpenAICompatProvider:
 
     def _http_error(self, resp: httpx.Response, text: str, t0: float) -> Generation:
         gen = Generation(
-            error=self._redact(f"HTTP {resp.status_code}: {_error_message(text)}"),
+            error=f"HTTP {resp.status_code}: {_error_message(self._redact(text))}",
             error_kind=f"http_{resp.status_code}",
             latency_s=time.perf_counter() - t0,
         )
@@ -187,7 +212,7 @@ class OpenAICompatProvider:
             text = message.get("content") or ""
             refusal = message.get("refusal") or ""
         except (json.JSONDecodeError, KeyError, IndexError, TypeError, AttributeError):
-            return Generation(error=f"malformed response: {body_text[:200]!r}", error_kind="bad_response",
+            return Generation(error=f"malformed response: {self._redact(body_text)[:200]!r}", error_kind="bad_response",
                               latency_s=latency)
         usage = body.get("usage") or {}
         gen = Generation(latency_s=latency, prompt_tokens=usage.get("prompt_tokens"),
@@ -213,12 +238,13 @@ class OpenAICompatProvider:
                 try:
                     chunk = json.loads(data)
                 except json.JSONDecodeError:
-                    return Generation(error=f"malformed stream chunk: {data[:200]!r}", error_kind="bad_response",
+                    return Generation(error=f"malformed stream chunk: {self._redact(data)[:200]!r}",
+                                      error_kind="bad_response",
                                       latency_s=time.perf_counter() - t0)
                 if not isinstance(chunk, dict):
                     continue
                 if "error" in chunk:
-                    return Generation(error=self._redact(f"server error in stream: {_error_message(data)}"),
+                    return Generation(error=f"server error in stream: {_error_message(self._redact(data))}",
                                       error_kind="stream_error", latency_s=time.perf_counter() - t0)
                 if chunk.get("usage"):
                     usage = chunk["usage"]

@@ -1,0 +1,80 @@
+"""The compact ranking table printed at the end of ``run``/``demo``/``score``/``report``, and the compare table."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich import box
+from rich.table import Table
+
+from . import data
+
+#: (title, summary path, format); a column is shown when any model has it.
+COLUMNS = [("n", "n", "{:.0f}"), ("err", "n_errors", "{:.0f}"), ("judge [95%]", "judge.ratio_mean", "{:.3f}"),
+           ("chrF", "chrf_mean", "{:.1f}"), ("R-1", "rouge1_f_mean", "{:.2f}"),
+           ("facts", "fact_recall_mean", "{:.2f}"), ("inv.num", "hallucinated_number_rate", "{:.0%}"),
+           ("off-lang", "off_language_rate", "{:.0%}"), ("p50 s", "latency_s.p50", "{:.2f}"),
+           ("max s", "latency_s.max", "{:.1f}"), ("ch/s", "chars_per_s_mean", "{:.0f}"),
+           ("GPU GB", "gpu_memory_gb_peak", "{:.1f}")]
+
+
+#: Which columns go first when the terminal is too narrow (the last listed go first).
+KEEP_ORDER = ["judge.ratio_mean", "chrf_mean", "off_language_rate", "hallucinated_number_rate", "chars_per_s_mean",
+              "latency_s.p50", "gpu_memory_gb_peak", "n_errors", "latency_s.max", "fact_recall_mean",
+              "rouge1_f_mean", "n"]
+
+
+def ranking_table(summary: dict[str, Any], width: int | None = None) -> Table:
+    """Models ranked by the run's quality measure (judge ratio, else chrF, else ROUGE-1), best first.
+
+    With ``width``, the least important columns are left out until the table fits (never the model names).
+    """
+    run = summary.get("run", {})
+    names = data.models(summary)
+    q = data.quality_field(summary, data.models(summary, role="candidate") or names)
+    if q:
+        names = sorted(names, key=lambda n: -(data.value(summary, n, q[0]) or float("-inf")))
+    title = f"run {run.get('name')}: {run.get('items')} items × {run.get('repeats')} repeats"
+    if q:
+        title += f", ranked by {q[1]}"
+    cols = [c for c in COLUMNS if data.present(summary, c[1], names)]
+    cells = {c[1]: [_cell(summary, n, c[1], c[2]) for n in names] for c in cols}
+    if width:
+        def need(cs: list[tuple[str, str, str]]) -> int:
+            model_w = max([len("model"), *(len(n) for n in names)])
+            return model_w + 3 + sum(max(len(t), *(len(x) for x in cells[p])) + 3 for t, p, _ in cs)
+
+        for path in reversed(KEEP_ORDER):
+            if need(cols) <= width:
+                break
+            cols = [c for c in cols if c[1] != path]
+    table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("model", justify="left", no_wrap=True)
+    for t, _, _ in cols:
+        table.add_column(t, justify="right", no_wrap=True)
+    for i, n in enumerate(names):
+        table.add_row(n, *(cells[p][i] for _, p, _ in cols))
+    return table
+
+
+def _cell(summary: dict[str, Any], name: str, path: str, fmt: str) -> str:
+    v = data.value(summary, name, path)
+    text = "—" if v is None else fmt.format(v)
+    if path == "judge.ratio_mean" and (ci := data.interval(summary, name)):
+        text += f" [{ci[0]:.3f}, {ci[1]:.3f}]"
+    return text
+
+
+def compare_table(result: dict[str, Any], fields: list[str] | None = None) -> Table:
+    """One row per (model, field) both runs have: A, B, B − A and whether the 95% intervals overlap."""
+    table = Table(title="B − A per model and field")
+    for t in ("model", "field", "A", "B", "B − A", "95% intervals"):
+        table.add_column(t, justify="left" if t in ("model", "field") else "right")
+    for model, metrics in result["models"].items():
+        for f, v in metrics.items():
+            if fields and f not in fields:
+                continue
+            ov = v.get("intervals_overlap")
+            table.add_row(model, f, f"{v['a']:.4g}", f"{v['b']:.4g}", f"{v['diff']:+.4g}",
+                          "" if ov is None else ("overlap" if ov else "do not overlap"))
+    return table

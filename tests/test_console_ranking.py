@@ -1,0 +1,44 @@
+"""The end-of-run ranking table: ranked by quality, only the columns the run has, fits the terminal."""
+
+from __future__ import annotations
+
+from rich.console import Console
+
+from vlmpipe.report.console import ranking_table
+
+
+def _summary() -> dict:
+    def m(ratio: float | None, chrf: float, name_gpu: float | None) -> dict:
+        return {"role": "candidate", "n": 50, "n_errors": 0, "latency_s": {"p50": 0.7, "max": 1.2},
+                "chars_per_s_mean": 200.0, "chrf_mean": chrf, "off_language_rate": 0.0, "bleurt_mean": None,
+                "judge": None if ratio is None else {"ratio_mean": ratio, "ratio_ci95": [ratio - 0.03, ratio + 0.03]},
+                "gpu_memory_gb_peak": name_gpu}
+    return {"run": {"name": "r", "items": 10, "repeats": 5},
+            "models": {"Qwen2-VL-2B-Instruct-AWQ": m(0.536, 30.0, 4.0), "Qwen2-VL-7B-Instruct": m(0.868, 45.0, 17.0),
+                       "ocr-baseline": m(None, 38.0, None)}}
+
+
+def _render(width: int) -> list[str]:
+    console = Console(width=width, record=True)
+    console.print(ranking_table(_summary(), width=width))
+    return console.export_text().splitlines()
+
+
+def test_ranked_by_judge_ratio_with_intervals_and_all_columns_when_wide() -> None:
+    lines = _render(200)
+    rows = [ln for ln in lines if ln.strip().startswith(("Qwen", "ocr"))]
+    assert [r.split()[0] for r in rows] == ["Qwen2-VL-7B-Instruct", "Qwen2-VL-2B-Instruct-AWQ", "ocr-baseline"]
+    assert "0.868 [0.838, 0.898]" in rows[0] and "—" in rows[2]
+    header = next(ln for ln in lines if "model" in ln)
+    for title in ("judge [95%]", "chrF", "off-lang", "p50 s", "max s", "ch/s", "GPU GB"):
+        assert title in header
+    assert "BLEURT" not in header  # null everywhere: no column
+
+
+def test_narrow_terminal_drops_columns_not_names() -> None:
+    lines = _render(72)
+    assert all(len(ln) <= 72 for ln in lines)
+    assert "…" not in "".join(lines)
+    header = next(ln for ln in lines if "model" in ln)
+    assert "judge [95%]" in header and "chrF" in header and "GPU GB" not in header
+    assert any("Qwen2-VL-2B-Instruct-AWQ" in ln for ln in lines)

@@ -1,0 +1,151 @@
+"""Bad input gives one clear message naming the item, field or file; the item fails, the run goes on.
+
+Exit codes: 1 = the run completed with failed items, 2 = the run could not start.
+"""
+
+from __future__ import annotations
+
+import json
+import tracemalloc
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from fakeserver import Behavior, FakeOpenAIServer
+from reliability_helpers import image_responder, make_images, model, png_header_only, write_config, write_manifest
+from test_images import rgba16_png
+from vlmpipe.cli import app
+from vlmpipe.images import ImageError, prepare_image
+
+
+def _url_in(body: dict[str, Any]) -> str | None:
+    for msg in body.get("messages", []):
+        for part in msg.get("content") if isinstance(msg.get("content"), list) else []:
+            url = (part.get("image_url") or {}).get("url", "")
+            if url.startswith("http"):
+                return url
+    return None
+
+
+def _behaviour(index: int, body: dict[str, Any]) -> Behavior:
+    url = _url_in(body)
+    if url:  # like OpenAI: a URL the server cannot download is a 400 naming it
+        return Behavior("status", status=400, text=f"Error while downloading {url}: 404 Not Found")
+    return Behavior()
+
+
+def test_bad_items_fail_alone_with_clear_messages_and_the_run_completes(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    make_images(data, 1, prefix="good")
+    (data / "rgba16.jpg").write_bytes(rgba16_png())  # a 16-bit RGBA PNG named .jpg must just work
+    good = data / "good_0.png"
+    (data / "corrupt.png").write_bytes(good.read_bytes()[:60])
+    (data / "zero.png").write_bytes(b"")
+    (data / "notes.jpg").write_text("this is a text file, not a screenshot")
+    (data / "huge.png").write_bytes(png_header_only(20000, 20000))
+    (data / "drawing.png").write_text('<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"/>')
+    rows: list[dict[str, Any] | str] = [
+        {"id": "good", "image": "good_0.png"},
+        {"id": "rgba16", "image": "rgba16.jpg"},
+        {"id": "corrupt", "image": "corrupt.png"},
+        {"id": "zero", "image": "zero.png"},
+        {"id": "notes", "image": "notes.jpg"},
+        {"id": "huge", "image": "huge.png"},
+        {"id": "svg", "image": "drawing.png"},
+        {"id": "good", "image": "rgba16.jpg"},
+        {"id": "noimage"},
+        {"id": "badfacts", "image": "good_0.png", "facts": 5},
+        {"id": "escape", "image": "../../etc/passwd"},
+        {"id": "missing", "image": "nowhere.png"},
+        '{"id": "broken", ',
+        {"id": "remote", "image": "http://127.0.0.1:9/missing.png"},
+    ]
+    write_manifest(data, rows)
+    with FakeOpenAIServer(responder=image_responder, behavior_fn=_behaviour) as srv:
+        cfg = write_config(tmp_path / "c.yaml", data, [model("m", srv.url)],
+                           dataset={"path": str(data), "manifest": str(data / "manifest.jsonl")})
+        result = CliRunner().invoke(app, ["run", str(cfg), "--quiet"])
+    assert result.exit_code == 1, result.output
+    run = tmp_path / "runs" / "r"
+    gens = {g["item"]: g for g in _csv(run / "report" / "generations.csv")}
+    # every manifest row is an item with exactly one generation row: nothing silently dropped
+    assert len(gens) == len(rows)
+    assert gens["good"]["error"] == "" and gens["good"]["text"].startswith("Здравствуйте")
+    assert gens["rgba16"]["error"] == "" and gens["rgba16"]["text"]
+    expected = {
+        "corrupt": "corrupt.png: corrupt or truncated image",
+        "zero": "zero.png: empty file (0 bytes)",
+        "notes": "notes.jpg: not a recognised image",
+        "huge": "huge.png: image too large: Image size (400000000 pixels) exceeds limit",
+        "svg": "drawing.png: not a recognised image",
+        "good@row-8": "manifest.jsonl: row 8: duplicate id 'good' (first used in row 1)",
+        "noimage": "manifest.jsonl: row 9: field image: Field required",
+        "badfacts": "manifest.jsonl: row 10: field facts: Input should be a valid list",
+        "escape": "../../etc/passwd: image path '../../etc/passwd' points outside the dataset folder",
+        "missing": "nowhere.png: image file not found: nowhere.png",
+        "row-13": "manifest.jsonl: row 13: not valid JSON",
+        "remote": "HTTP 400: Error while downloading http://127.0.0.1:9/missing.png: 404 Not Found",
+    }
+    for item, message in expected.items():
+        assert gens[item]["error"].startswith(message), (item, gens[item]["error"])
+    assert {gens[i]["error_kind"] for i in expected} == {"image", "http_400"}
+    summary = json.loads((run / "report" / "summary.json").read_text())
+    assert summary["run"]["items"] == 14 and summary["run"]["items_failed"] == 11  # all but good/rgba16/remote
+    assert summary["models"]["m"]["n_errors"] == 12 and summary["models"]["m"]["n"] == 14
+    # the only request sent for a failed item is the URL one; bad local files never reach the server
+    assert len(srv.requests) == 3  # good, rgba16 and the URL item (a 400 is not retried)
+
+
+def _csv(path: Path) -> list[dict[str, str]]:
+    import csv
+
+    with path.open(encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def test_decompression_bomb_is_refused_from_the_header_without_decoding() -> None:
+    bomb = png_header_only(20000, 20000)
+    tracemalloc.start()
+    try:
+        with pytest.raises(ImageError, match=r"image too large: Image size \(400000000 pixels\) exceeds limit"):
+            prepare_image(bomb)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 5_000_000  # decoding would need 1.2 GB; the header check allocates almost nothing
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({"modles": []}, "modles: unknown key"),
+        ({"[/bold]": 1}, "[/bold]: unknown key"),  # user text in the message is not console markup
+        ({"repeats": "many"}, "repeats: Input should be a valid integer"),
+        ({"models": [{"name": "m", "temperature": "hot"}]}, "models.0.temperature: Input should be a valid number"),
+    ],
+)
+def test_bad_config_cannot_start_and_names_the_field(tmp_path: Path, config: dict[str, Any], message: str) -> None:
+    data = tmp_path / "data"
+    make_images(data, 1)
+    path = write_config(tmp_path / "c.yaml", data, [model("m", "http://127.0.0.1:9/v1")])
+    doc = yaml.safe_load(path.read_text()) | config
+    path.write_text(yaml.safe_dump(doc))
+    result = CliRunner().invoke(app, ["run", str(path), "--quiet"])
+    assert result.exit_code == 2
+    assert f"{path}: {message}" in " ".join(result.stderr.split())
+    assert not (tmp_path / "runs").exists()  # nothing was started
+
+
+def test_empty_dataset_and_missing_manifest_cannot_start(tmp_path: Path) -> None:
+    data = tmp_path / "empty"
+    data.mkdir()
+    path = write_config(tmp_path / "c.yaml", data, [model("m", "http://127.0.0.1:9/v1")])
+    result = CliRunner().invoke(app, ["run", str(path), "--quiet"])
+    assert result.exit_code == 2 and f"{data}: the dataset has no items" in " ".join(result.stderr.split())
+    path = write_config(tmp_path / "c.yaml", data, [model("m", "http://127.0.0.1:9/v1")],
+                        dataset={"path": str(data), "manifest": str(data / "m.jsonl")})
+    result = CliRunner().invoke(app, ["run", str(path), "--quiet"])
+    assert result.exit_code == 2 and "m.jsonl: manifest not found" in " ".join(result.stderr.split())
