@@ -108,10 +108,15 @@ def test_endpoint_scorer_on_llama_cpp_server_agrees_with_in_process(scorer, llam
 
 @pytest.mark.slow
 def test_peer_answers_7b_variants_are_more_fluent_than_2b(peer_dir, scorer):
+    """The peer's first repeat per (model, screenshot): 80 answers, 77 distinct, ~1 min on 2 cores.
+
+    (All 400 rows take ~8 min with this scorer; docs/model-metrics.md gives both figures.)
+    """
     pd = pytest.importorskip("pandas")
     df = pd.read_excel(peer_dir / "summary_test_stats.xlsx")
+    df = df[df.groupby(["model_name", "Image"]).cumcount() == 0].copy()
     texts = [str(t) for t in df["candidate"]]
-    unique = list(dict.fromkeys(texts))  # 285 distinct answers among the 400 rows; each is scored once
+    unique = list(dict.fromkeys(texts))  # identical answers are scored once
     by_text = dict(zip(unique, (perplexity(lp) for lp in scorer.token_logprobs(unique)), strict=True))
     df["ours"] = [by_text[t] for t in texts]
     means = df.groupby("model_name")["ours"].mean()
