@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -11,6 +12,9 @@ TESTS = Path(__file__).parent
 ROOT = TESTS.parent
 PEER = ROOT.parent / "shared" / "peer"
 sys.path.insert(0, str(TESTS))
+# Pipeline tests run without the llama.cpp perplexity scorer (seconds per run); the tests of perplexity and of
+# the demo enable it explicitly. Subprocesses inherit this.
+os.environ["VLMPIPE_DEFAULT_METRICS_EXCLUDE"] = "perplexity"
 
 
 @pytest.fixture
@@ -19,3 +23,16 @@ def peer_dir() -> Path:
     if not (PEER / "summary_test_stats.xlsx").is_file():
         pytest.skip(f"peer data not found at {PEER} (it lives beside the checkout in ../shared/peer)")
     return PEER
+
+
+@pytest.fixture(scope="session")
+def demo_cli(tmp_path_factory: pytest.TempPathFactory) -> tuple[int, str, Path]:
+    """`vlmpipe demo --out DIR` run once per session: (exit code, console output, DIR)."""
+    from typer.testing import CliRunner
+
+    from vlmpipe.cli import app
+
+    out = tmp_path_factory.mktemp("demo") / "runs"
+    env = {"COLUMNS": "300", "VLMPIPE_DEFAULT_METRICS_EXCLUDE": ""}  # the demo shows perplexity
+    res = CliRunner().invoke(app, ["demo", "--out", str(out), "--quiet"], env=env)
+    return res.exit_code, res.output, out

@@ -1,6 +1,7 @@
 """End to end: the demo, and a run against a local OpenAI-compatible server."""
 
 import csv
+import importlib.util
 import json
 from pathlib import Path
 
@@ -9,13 +10,12 @@ from PIL import Image
 import vlmpipe
 from fakeserver import FakeOpenAIServer
 from vlmpipe.config import config_from_dict
-from vlmpipe.demo import demo_config
 
 
-def test_demo_runs_offline_and_writes_the_contract(tmp_path: Path) -> None:
-    result = vlmpipe.run(demo_config(tmp_path), show_progress=False)
-    assert result.exit_code == 0
-    report = tmp_path / "demo" / "report"
+def test_demo_runs_offline_and_writes_the_contract(demo_cli: tuple[int, str, Path]) -> None:
+    exit_code, output, out = demo_cli
+    assert exit_code == 0, output
+    report = out / "demo" / "report"
     summary = json.loads((report / "summary.json").read_text(encoding="utf-8"))
     assert summary["schema"] == 1
     assert summary["run"]["name"] == "demo" and summary["run"]["items"] >= 8 and summary["run"]["repeats"] == 1
@@ -24,6 +24,11 @@ def test_demo_runs_offline_and_writes_the_contract(tmp_path: Path) -> None:
     assert set(m["latency_s"]) == {"mean", "p50", "p95", "max"} and m["latency_s"]["p50"] > 0
     assert m["length_chars_mean"] > 50 and m["chars_per_s_mean"] > 0
     assert m["ttft_s"] is None and "ttft_s" in m["unavailable"]
+    # perplexity under the offline default scorer, named; or null with the reason it could not run
+    if importlib.util.find_spec("llama_cpp") is not None:
+        assert m["perplexity_mean"] > 1 and m["perplexity_scorer"].startswith("llama_cpp:gemma-3-270m")
+    else:
+        assert m["perplexity_mean"] is None and "llama-cpp-python" in m["unavailable"]["perplexity_mean"]
     with (report / "generations.csv").open(encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
     assert list(rows[0])[:9] == ["model", "item", "repeat", "text", "error", "latency_s", "ttft_s",
@@ -31,7 +36,7 @@ def test_demo_runs_offline_and_writes_the_contract(tmp_path: Path) -> None:
     assert len(rows) == m["n"]
     assert any("02632305-0222" in r["text"] for r in rows)  # the OCR read the cancelled order's number
     assert (report / "results.xlsx").stat().st_size > 1000
-    assert (tmp_path / "demo" / "config.yaml").is_file()
+    assert (out / "demo" / "config.yaml").is_file()
 
 
 def test_run_against_a_server_with_a_broken_item(tmp_path: Path) -> None:

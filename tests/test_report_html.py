@@ -74,18 +74,14 @@ def test_report_in_headless_chromium(index: Path, tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(chromium_path() is None, reason="chromium not installed (scripts/setup.sh installs it)")
-def test_demo_prints_ranking_and_report_with_screenshots(tmp_path: Path) -> None:
+def test_demo_prints_ranking_and_report_with_screenshots(tmp_path: Path, demo_cli: tuple[int, str, Path]) -> None:
     """`vlmpipe demo` ends with the ranking table and the path of index.html, which shows the demo's
     screenshots with the OCR baseline's answers."""
-    from typer.testing import CliRunner
-
-    from vlmpipe.cli import app
-
-    res = CliRunner().invoke(app, ["demo", "--out", str(tmp_path / "runs"), "--quiet"], env={"COLUMNS": "300"})
-    assert res.exit_code == 0, res.output
-    index = tmp_path / "runs" / "demo" / "report" / "index.html"
-    assert "ocr-baseline" in res.output and "ranked by chrF" in res.output and "ch/s" in res.output
-    assert res.output.rstrip().splitlines()[-1] == f"report: {index}"
+    exit_code, output, out = demo_cli
+    assert exit_code == 0, output
+    index = out / "demo" / "report" / "index.html"
+    assert "ocr-baseline" in output and "ranked by chrF" in output and "ch/s" in output
+    assert output.rstrip().splitlines()[-1] == f"report: {index}"
     with Chromium(tmp_path / "browser") as browser:
         page = browser.open(index)
         assert page.errors == []

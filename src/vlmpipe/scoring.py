@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from typing import Any
 
 from . import metrics as _metrics  # noqa: F401  (registers the built-in metrics)
@@ -16,11 +17,16 @@ from .metrics.base import REGISTRY, Metric, ScoreContext
 from .progress import progress_bar
 from .store import Store
 
+#: Metrics left out of the default set (``metrics.enabled`` unset), e.g. ``perplexity`` for quick runs.
+EXCLUDE_ENV = "VLMPIPE_DEFAULT_METRICS_EXCLUDE"
+
 
 def enabled_metrics(cfg: RunConfig) -> list[Metric]:
+    """The metrics a run computes: ``metrics.enabled``, or every default one not excluded by the environment."""
     names = cfg.metrics.enabled
     if names is None:
-        names = [n for n, cls in REGISTRY.items() if cls.default_enabled]
+        excluded = {n.strip() for n in os.environ.get(EXCLUDE_ENV, "").split(",") if n.strip()}
+        names = [n for n, cls in REGISTRY.items() if cls.default_enabled and n not in excluded]
     unknown = [n for n in names if n not in REGISTRY]
     if unknown:
         raise ConfigError(f"metrics.enabled: unknown metric(s) {unknown}; known: {sorted(REGISTRY)}")
