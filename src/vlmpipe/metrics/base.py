@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, TypeVar
 
 from ..config import RunConfig
 
@@ -57,6 +57,30 @@ class Metric:
 
     def score(self, rows: list[dict[str, Any]], ctx: ScoreContext) -> list[dict[str, Score]]:
         raise NotImplementedError
+
+
+class MetricUnavailable(RuntimeError):
+    """Raised while loading a metric's model or scorer; the message says why the metric cannot run here."""
+
+
+T = TypeVar("T")
+
+
+def load_once(ctx: ScoreContext, key: str, loader: Callable[[], T]) -> T:
+    """Load a metric's model once per scoring run (kept in ``ctx.cache``).
+
+    A :class:`MetricUnavailable` from ``loader`` is cached too and raised again on every later call, so a
+    missing model is looked for once and reported with its reason.
+    """
+    if key not in ctx.cache:
+        try:
+            ctx.cache[key] = loader()
+        except MetricUnavailable as err:
+            ctx.cache[key] = err
+    got = ctx.cache[key]
+    if isinstance(got, MetricUnavailable):
+        raise got
+    return got  # type: ignore[no-any-return]
 
 
 REGISTRY: dict[str, type[Metric]] = {}

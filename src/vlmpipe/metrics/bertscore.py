@@ -16,13 +16,12 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from .base import Metric, Score, ScoreContext, register
+from .base import Metric, MetricUnavailable, Score, ScoreContext, load_once, register
 
 _CACHE_KEY = "bertscore.scorer"
 
 
-class Unavailable(RuntimeError):
-    pass
+Unavailable = MetricUnavailable
 
 
 class BertScoreSettings(BaseModel):
@@ -87,19 +86,14 @@ class BertScoreMetric(Metric):
     summary_fields: ClassVar = {"bertscore_f_mean": ("bertscore_f", "mean")}
 
     def _model(self, ctx: ScoreContext) -> BertScoreModel:
-        if _CACHE_KEY not in ctx.cache:
-            try:
-                s = _settings(ctx)
-                if s.model is None or s.layer is None:
-                    raise Unavailable("bertscore: no model and layer configured (metrics.settings.bertscore.model "
-                                      "and .layer; no implicit default by language)")
-                ctx.cache[_CACHE_KEY] = BertScoreModel(s.model, s.layer, batch_size=s.batch_size)
-            except Unavailable as err:
-                ctx.cache[_CACHE_KEY] = err
-        got = ctx.cache[_CACHE_KEY]
-        if isinstance(got, Exception):
-            raise got
-        return got
+        def load() -> BertScoreModel:
+            s = _settings(ctx)
+            if s.model is None or s.layer is None:
+                raise Unavailable("bertscore: no model and layer configured (metrics.settings.bertscore.model "
+                                  "and .layer; no implicit default by language)")
+            return BertScoreModel(s.model, s.layer, batch_size=s.batch_size)
+
+        return load_once(ctx, _CACHE_KEY, load)
 
     def unavailable(self, ctx: ScoreContext) -> str | None:
         try:

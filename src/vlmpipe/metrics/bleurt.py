@@ -19,14 +19,13 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from .base import Metric, Score, ScoreContext, register
+from .base import Metric, MetricUnavailable, Score, ScoreContext, load_once, register
 
 NO_CHECKPOINT = "bleurt: no checkpoint configured (metrics.settings.bleurt.checkpoint)"
 _CACHE_KEY = "bleurt.model"
 
 
-class Unavailable(RuntimeError):
-    pass
+Unavailable = MetricUnavailable
 
 
 class BleurtSettings(BaseModel):
@@ -161,20 +160,18 @@ class BleurtMetric(Metric):
     summary_fields: ClassVar = {"bleurt_mean": ("bleurt", "mean")}
 
     def _model(self, ctx: ScoreContext) -> BleurtModel:
-        if _CACHE_KEY not in ctx.cache:
+        def load() -> BleurtModel:
+            s = _settings(ctx)
+            if s.checkpoint is None:
+                raise Unavailable(NO_CHECKPOINT)
             try:
-                s = _settings(ctx)
-                if s.checkpoint is None:
-                    raise Unavailable(NO_CHECKPOINT)
-                ctx.cache[_CACHE_KEY] = BleurtModel(s.checkpoint, batch_size=s.batch_size, max_length=s.max_length)
-            except Unavailable as err:
-                ctx.cache[_CACHE_KEY] = err
+                return BleurtModel(s.checkpoint, batch_size=s.batch_size, max_length=s.max_length)
+            except Unavailable:
+                raise
             except Exception as err:  # a corrupt checkpoint must not crash the run
-                ctx.cache[_CACHE_KEY] = Unavailable(f"bleurt: could not load the checkpoint: {err}")
-        got = ctx.cache[_CACHE_KEY]
-        if isinstance(got, Exception):
-            raise got
-        return got
+                raise Unavailable(f"bleurt: could not load the checkpoint: {err}") from None
+
+        return load_once(ctx, _CACHE_KEY, load)
 
     def unavailable(self, ctx: ScoreContext) -> str | None:
         try:

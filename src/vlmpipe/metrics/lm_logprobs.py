@@ -25,10 +25,12 @@ from typing import Any, Protocol
 import httpx
 import numpy as np
 
+from .base import MetricUnavailable
+
 Progress = Callable[[int], None]
 
 
-class ScorerUnavailable(RuntimeError):
+class ScorerUnavailable(MetricUnavailable):
     """The scorer cannot run here (missing package, file, or unreachable server); the message says why."""
 
 

@@ -25,7 +25,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from .base import Metric, Score, ScoreContext, register
+from .base import Metric, Score, ScoreContext, load_once, register
 from .lm_logprobs import EndpointScorer, HFCausalScorer, LlamaCppScorer, LogprobScorer, ScorerUnavailable, perplexity
 from .model_files import ModelFileUnavailable, default_gguf
 
@@ -99,15 +99,7 @@ class PerplexityMetric(Metric):
     summary_fields: ClassVar = {"perplexity_mean": ("perplexity", "mean")}
 
     def _scorer(self, ctx: ScoreContext) -> LogprobScorer:
-        if _CACHE_KEY not in ctx.cache:
-            try:
-                ctx.cache[_CACHE_KEY] = build_scorer(_settings(ctx))
-            except ScorerUnavailable as err:
-                ctx.cache[_CACHE_KEY] = err
-        got = ctx.cache[_CACHE_KEY]
-        if isinstance(got, ScorerUnavailable):
-            raise got
-        return got
+        return load_once(ctx, _CACHE_KEY, lambda: build_scorer(_settings(ctx)))
 
     def unavailable(self, ctx: ScoreContext) -> str | None:
         try:
