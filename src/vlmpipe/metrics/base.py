@@ -83,6 +83,20 @@ def load_once(ctx: ScoreContext, key: str, loader: Callable[[], T]) -> T:
     return got  # type: ignore[no-any-return]
 
 
+class ModelMetric(Metric):
+    """A metric that needs a model: unavailable, with the reason, while its model cannot be loaded."""
+
+    def _model(self, ctx: ScoreContext) -> Any:
+        raise NotImplementedError
+
+    def unavailable(self, ctx: ScoreContext) -> str | None:
+        try:
+            self._model(ctx)
+        except MetricUnavailable as err:
+            return str(err)
+        return None
+
+
 REGISTRY: dict[str, type[Metric]] = {}
 
 

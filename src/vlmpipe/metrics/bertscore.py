@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from .base import Metric, MetricUnavailable, Score, ScoreContext, load_once, register
+from .base import MetricUnavailable, ModelMetric, Score, ScoreContext, load_once, register
 
 _CACHE_KEY = "bertscore.scorer"
 
@@ -79,7 +79,7 @@ class BertScoreModel:
 
 
 @register
-class BertScoreMetric(Metric):
+class BertScoreMetric(ModelMetric):
     name = "bertscore"
     columns = ("bertscore_f",)
     needs = frozenset({"reference", "model"})
@@ -94,13 +94,6 @@ class BertScoreMetric(Metric):
             return BertScoreModel(s.model, s.layer, batch_size=s.batch_size)
 
         return load_once(ctx, _CACHE_KEY, load)
-
-    def unavailable(self, ctx: ScoreContext) -> str | None:
-        try:
-            self._model(ctx)
-        except Unavailable as err:
-            return str(err)
-        return None
 
     def _model_name(self, ctx: ScoreContext) -> str | None:
         try:

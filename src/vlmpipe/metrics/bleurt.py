@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from .base import Metric, MetricUnavailable, Score, ScoreContext, load_once, register
+from .base import MetricUnavailable, ModelMetric, Score, ScoreContext, load_once, register
 
 NO_CHECKPOINT = "bleurt: no checkpoint configured (metrics.settings.bleurt.checkpoint)"
 _CACHE_KEY = "bleurt.model"
@@ -153,7 +153,7 @@ def _settings(ctx: ScoreContext) -> BleurtSettings:
 
 
 @register
-class BleurtMetric(Metric):
+class BleurtMetric(ModelMetric):
     name = "bleurt"
     columns = ("bleurt",)
     needs = frozenset({"reference", "model"})
@@ -172,13 +172,6 @@ class BleurtMetric(Metric):
                 raise Unavailable(f"bleurt: could not load the checkpoint: {err}") from None
 
         return load_once(ctx, _CACHE_KEY, load)
-
-    def unavailable(self, ctx: ScoreContext) -> str | None:
-        try:
-            self._model(ctx)
-        except Unavailable as err:
-            return str(err)
-        return None
 
     def _checkpoint_name(self, ctx: ScoreContext) -> str | None:
         try:
