@@ -38,15 +38,6 @@ def _ranking_table(summary: dict[str, Any]) -> Table:
     return ranking_table(summary, width=console.width)
 
 
-def _get(d: dict[str, Any], path: str) -> Any:
-    cur: Any = d
-    for part in path.split("."):
-        if not isinstance(cur, dict):
-            return None
-        cur = cur.get(part)
-    return cur
-
-
 def _finish(result: Any) -> None:
     console.print(_ranking_table(result.summary))
     for note in getattr(result, "notes", []):

@@ -51,7 +51,7 @@ document.querySelectorAll('table.sortable').forEach(function (table) {
 });
 """.strip()
 
-#: Ranking columns: (title, summary path, format, higher is better).
+#: Ranking columns: (title, summary path, format).
 RANKING = [("n", "n", "{:.0f}"), ("errors", "n_errors", "{:.0f}"), ("judge ratio", "judge.ratio_mean", "{:.3f}"),
            ("win rate", "judge.win_rate", "{:.0%}"), ("chrF", "chrf_mean", "{:.1f}"),
            ("ROUGE-1", "rouge1_f_mean", "{:.3f}"), ("BLEURT", "bleurt_mean", "{:.3f}"),
