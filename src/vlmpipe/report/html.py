@@ -9,18 +9,17 @@ so even text that escaped escaping could not run.
 from __future__ import annotations
 
 import base64
-import hashlib
 import io
 import logging
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, PackageLoader
 from PIL import Image
 
 from ..dataset import resolve_image_path
 from . import data
+from .page import content_security_policy, environment
 from .plots import Plot
 
 log = logging.getLogger("vlmpipe.report")
@@ -65,10 +64,6 @@ RANKING = [("n", "n", "{:.0f}"), ("errors", "n_errors", "{:.0f}"), ("judge ratio
 CHIPS = [("chrF", "chrf", "{:.1f}"), ("ROUGE-1", "rouge1_f", "{:.2f}"), ("BLEURT", "bleurt", "{:.2f}"),
          ("facts", "fact_recall", "{:.0%}"), ("spelling", "spelling_errors", "{:.0f}"),
          ("perplexity", "perplexity", "{:.1f}")]
-
-
-def environment() -> Environment:
-    return Environment(loader=PackageLoader("vlmpipe", "templates"), autoescape=True)
 
 
 def thumbnail(path: Path, side: int = THUMB_SIDE) -> str | None:
@@ -219,9 +214,7 @@ def unavailable(summary: dict[str, Any]) -> list[tuple[str, str]]:
 
 def render_index(cfg: Any, summary: dict[str, Any], items: list[dict[str, Any]], table: list[dict[str, Any]],
                  plots: list[Plot], judgements: list[dict[str, Any]] | None) -> str:
-    script_hash = base64.b64encode(hashlib.sha256(SORT_JS.encode()).digest()).decode()
-    csp = (f"default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src 'sha256-{script_hash}'; "
-           "base-uri 'none'; form-action 'none'")
+    csp = content_security_policy(SORT_JS)
     template = environment().get_template("report.html.j2")
     return template.render(
         csp=csp, script=SORT_JS, summary=summary, run=summary.get("run", {}),
