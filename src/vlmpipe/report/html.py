@@ -85,11 +85,17 @@ def png_data_url(path: Path) -> str:
     return "data:image/png;base64," + base64.b64encode(Path(path).read_bytes()).decode()
 
 
-def ranking(summary: dict[str, Any]) -> dict[str, Any]:
+def ranked(summary: dict[str, Any]) -> list[str]:
+    """Model names best first by the run's quality measure (judge ratio, else chrF, else ROUGE-1)."""
     names = data.models(summary)
     q = data.quality_field(summary, data.models(summary, role="candidate") or names)
     if q:
         names = sorted(names, key=lambda n: -(data.value(summary, n, q[0]) or float("-inf")))
+    return names
+
+
+def ranking(summary: dict[str, Any]) -> dict[str, Any]:
+    names = ranked(summary)
     cols = [c for c in RANKING if data.present(summary, c[1])]
     rows = []
     for n in names:
@@ -103,6 +109,51 @@ def ranking(summary: dict[str, Any]) -> dict[str, Any]:
         role = summary["models"][n].get("role", "candidate")
         rows.append({"name": n, "role": role, "cells": cells})
     return {"columns": [c[0] for c in cols], "rows": rows}
+
+
+#: What the error kinds the providers record (``Generation.error_kind``) mean; others are shown as they are.
+ERROR_KINDS = {
+    "timeout": "no complete answer within the model's timeout", "connection": "the server could not be reached",
+    "http_429": "rate limited (HTTP 429)", "server": "the model's server could not be started or crashed",
+    "bad_response": "a malformed response", "empty": "an empty answer", "refusal": "the model refused",
+    "stream_error": "the stream reported an error", "truncated": "the stream ended before the answer was complete",
+    "image": "the screenshot could not be read", "unavailable": "the provider is not available here",
+    "imported": "recorded as failed in the imported results", "error": "an error without a kind",
+}
+
+
+def error_kind_note(kind: str) -> str:
+    if kind in ERROR_KINDS:
+        return ERROR_KINDS[kind]
+    if kind.startswith("http_5"):
+        return f"server error (HTTP {kind[5:]})"
+    if kind.startswith("http_4"):
+        return f"request rejected (HTTP {kind[5:]})"
+    return ""
+
+
+def errors(summary: dict[str, Any]) -> dict[str, Any] | None:
+    """The per-model errors table (``n``, errors, error rate, one column per error kind), models in ranking order;
+    ``None`` when no model has errors."""
+    names = ranked(summary)
+    by_kind = {n: {str(k): int(v) for k, v in (summary["models"][n].get("errors_by_kind") or {}).items()
+                   if data.number(v)} for n in names}
+    totals: dict[str, int] = defaultdict(int)
+    for counts in by_kind.values():
+        for k, v in counts.items():
+            totals[k] += v
+    if not totals and not any(data.value(summary, n, "n_errors") for n in names):
+        return None
+    kinds = sorted(totals, key=lambda k: (-totals[k], k))
+    rows = []
+    for n in names:
+        count, rate = data.value(summary, n, "n_errors"), data.value(summary, n, "error_rate")
+        rows.append({"name": n, "role": summary["models"][n].get("role", "candidate"), "cells": [
+            {"v": "" if count is None else repr(count), "text": "—" if count is None else f"{count:.0f}"},
+            {"v": "" if rate is None else repr(rate), "text": "—" if rate is None else f"{rate:.1%}"},
+            *({"v": str(by_kind[n].get(k, 0)), "text": str(by_kind[n].get(k, 0))} for k in kinds)]})
+    return {"columns": ["errors", "error rate", *kinds], "rows": rows,
+            "legend": [(k, note) for k in kinds if (note := error_kind_note(k))]}
 
 
 def gallery(cfg: Any, items: list[dict[str, Any]], table: list[dict[str, Any]], summary: dict[str, Any],
@@ -219,6 +270,7 @@ def render_index(cfg: Any, summary: dict[str, Any], items: list[dict[str, Any]],
     return template.render(
         csp=csp, script=SORT_JS, summary=summary, run=summary.get("run", {}),
         findings=summary.get("findings", []), settings=settings(cfg, summary), ranking=ranking(summary),
+        errors=errors(summary),
         plots=[{"title": p.title, "name": p.name, "src": png_data_url(p.path)} for p in plots],
         cards=gallery(cfg, items, table, summary, judgements), judge_run=judgements is not None,
         judge_message=(summary.get("judge_status") or {}).get("message")
