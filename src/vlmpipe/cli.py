@@ -129,7 +129,7 @@ def report(run_dir: RunDir) -> None:
 def compare(
     run_a: RunDir,
     run_b: RunDir,
-    out: Annotated[Path | None, typer.Option(help="Write compare.json into this folder.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Write compare.json and compare.html into this folder.")] = None,
     all_fields: Annotated[bool, typer.Option("--all", help="Every numeric field, not only the headline ones.")] = False,
 ) -> None:
     """Put two runs' summaries side by side: common models and metrics, B − A, interval overlap."""
@@ -149,7 +149,7 @@ def compare(
         if result[side]:
             console.print(f"only in {side[-1].upper()}: {', '.join(result[side])}")
     if out is not None:
-        console.print(f"written: {out / 'compare.json'}")
+        console.print(f"written: {out / 'compare.json'}, {out / 'compare.html'}")
 
 
 def _levels(text: str) -> list[int]:

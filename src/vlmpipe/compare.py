@@ -9,10 +9,12 @@ beyond the run-to-run noise the intervals describe; overlapping ones do not prov
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from .report import data
+from .report.compare_html import render_compare
 
 #: The fields the console shows by default (``--all`` shows every numeric field).
 HEADLINE = ["n_errors", "judge.ratio_mean", "chrf_mean", "rouge1_f_mean", "bleurt_mean", "fact_recall_mean",
@@ -23,13 +25,22 @@ HEADLINE = ["n_errors", "judge.ratio_mean", "chrf_mean", "rouge1_f_mean", "bleur
 INTERVALS = [("judge.ratio_ci95", "judge.ratio_mean")]
 
 
-def read_summary(run: str | Path) -> dict[str, Any]:
-    """A run's ``report/summary.json`` (a run directory, its report folder, or the file itself)."""
+def summary_file(run: str | Path) -> Path:
+    """A run's ``report/summary.json`` (given a run directory, its report folder, or the file itself)."""
     p = Path(run)
     for candidate in (p / "report" / "summary.json", p / "summary.json", p):
         if candidate.is_file():
-            return json.loads(candidate.read_text(encoding="utf-8"))
+            return candidate
     raise FileNotFoundError(f"{run}: no report/summary.json (run `vlmpipe report {run}` first)")
+
+
+def read_summary(run: str | Path) -> dict[str, Any]:
+    return json.loads(summary_file(run).read_text(encoding="utf-8"))
+
+
+def written_at(path: Path) -> str:
+    """When a file was last written, in UTC to the minute (summary.json holds no date of its own)."""
+    return datetime.fromtimestamp(path.stat().st_mtime, tz=UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def numeric_fields(model: dict[str, Any], prefix: str = "") -> dict[str, float]:
@@ -71,9 +82,15 @@ def compare_summaries(a: dict[str, Any], b: dict[str, Any], *, name_a: str = "A"
 
 
 def compare_runs(run_a: str | Path, run_b: str | Path, *, out: Path | None = None) -> dict[str, Any]:
-    """Compare two runs; with ``out``, also write ``compare.json`` there."""
-    result = compare_summaries(read_summary(run_a), read_summary(run_b), name_a=str(run_a), name_b=str(run_b))
+    """Compare two runs; with ``out``, also write ``compare.json`` and ``compare.html`` there.
+
+    Each side also gets ``summary_written``: when its summary.json was written (UTC).
+    """
+    file_a, file_b = summary_file(run_a), summary_file(run_b)
+    result = compare_summaries(read_summary(file_a), read_summary(file_b), name_a=str(run_a), name_b=str(run_b))
+    result["a"]["summary_written"], result["b"]["summary_written"] = written_at(file_a), written_at(file_b)
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         (out / "compare.json").write_text(json.dumps(result, ensure_ascii=False, indent=2), encoding="utf-8")
+        (out / "compare.html").write_text(render_compare(result, HEADLINE), encoding="utf-8")
     return result
