@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from browser import Chromium, chromium_path
 from html_tables import table
 from report_fixtures import ITEMS, MODELS, REPEATS, key, make_synthetic_run, patch_summary
 from vlmpipe.pipeline import report
@@ -63,3 +64,17 @@ def test_no_errors_table_without_errors() -> None:
     html = render_index(None, clean, [], [], [], None)
     assert table(html, id="errors-table").row("b")[1:] == ["1", "25.0%", "1"]
     assert "<b>odd</b>" not in html and "&lt;b&gt;odd&lt;/b&gt;" in html  # a kind from imported data is text
+
+
+@pytest.mark.skipif(chromium_path() is None, reason="chromium not installed (scripts/setup.sh installs it)")
+def test_errors_table_in_headless_chromium(index_with_errors: Path, tmp_path: Path) -> None:
+    with Chromium(tmp_path / "browser") as browser:
+        page = browser.open(index_with_errors)
+        assert page.errors == []
+        names = "Array.from(document.querySelectorAll('#errors-table tbody tr')).map(r => r.dataset.model)"
+        assert browser.evaluate(names) == MODELS
+        header = "document.querySelectorAll('#errors-table th')[1]"  # errors
+        browser.evaluate(f"{header}.click()")
+        browser.evaluate(f"{header}.click()")  # descending: the most errors first
+        assert browser.evaluate(names)[:2] == ["Qwen2-VL-7B-Instruct-AWQ", "Модель-2B"]
+        assert page.errors == []
