@@ -48,3 +48,28 @@ def test_hf_scorer_counts_tokens_after_the_first_and_batches_like_single_texts(t
     assert batched[1] == pytest.approx([want], abs=1e-5)
     assert perplexity(batched[1]) == pytest.approx(math.exp(-want), rel=1e-5)
     assert scorer.identity == "hf:tiny-gpt2"
+
+
+SHARED = ["не могу оплатить заказ картой", "не могу оплатить заказ", "не могу войти", "когда возврат денег",
+          "когда возврат", "не могу оплатить заказ картой"]
+
+
+def test_prefix_trees_give_the_padded_batch_numbers(tmp_path):
+    scorer = HFCausalScorer(tiny_causal_lm(tmp_path / "tiny-gpt2"))
+    assert scorer.tree  # GPT-2 takes a 4-D mask and position ids: the probe passed
+    tree = scorer.token_logprobs(SHARED)
+    plain = scorer._plain(scorer._encode(SHARED))
+    for t, p in zip(tree, plain, strict=True):
+        assert t == pytest.approx(p, abs=1e-5)
+    assert [len(t) for t in tree] == [4, 3, 2, 2, 1, 4]  # words − 1
+
+
+def test_a_head_the_tree_path_gets_wrong_falls_back_to_padded_batches(tmp_path, monkeypatch):
+    folder = tiny_causal_lm(tmp_path / "tiny-gpt2")
+    right = HFCausalScorer(folder).token_logprobs(SHARED)
+    # as if the architecture scaled its logits after the output layer in a way the split head does not know
+    monkeypatch.setattr(HFCausalScorer, "_head", lambda self, hidden: 2 * self.model.get_output_embeddings()(hidden))
+    scorer = HFCausalScorer(folder)
+    assert not scorer.tree
+    for got, want in zip(scorer.token_logprobs(SHARED), right, strict=True):
+        assert got == pytest.approx(want, abs=1e-5)

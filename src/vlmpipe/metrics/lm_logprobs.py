@@ -15,6 +15,7 @@ no perplexity (``None``).
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 from collections.abc import Callable, Sequence
@@ -26,8 +27,10 @@ import httpx
 import numpy as np
 
 from .base import MetricUnavailable
+from .token_tree import Pack, ancestor_mask, pack
 
 Progress = Callable[[int], None]
+log = logging.getLogger("vlmpipe")
 
 
 class ScorerUnavailable(MetricUnavailable):
@@ -195,9 +198,20 @@ class EndpointScorer:
 
 
 class HFCausalScorer:
-    """A local Hugging Face causal LM folder (``AutoModelForCausalLM``), batched with right padding."""
+    """A Hugging Face causal LM (``AutoModelForCausalLM``, float32 on the CPU), loaded once, reused for every text.
 
-    def __init__(self, model_path: str | Path, *, batch_size: int = 16, max_length: int = 1024) -> None:
+    Texts are packed into prefix trees (:mod:`.token_tree`): each distinct prefix runs through the model once, every
+    node attending to its ancestors only (a 4-D attention mask and each node's depth as its position id), and the
+    output layer is applied only where a log-probability is needed. On the peer's answers that halves the work.
+    At load time a probe checks that the tree path reproduces the plain forward pass of this architecture; where it
+    does not (a model that ignores custom masks or position ids, or scales its logits in ways the split head misses),
+    texts are scored in padded batches of ``batch_size`` instead.
+    """
+
+    PROBE = ("Не могу оплатить заказ картой.", "Не могу оплатить заказ: пишет ошибку.")
+
+    def __init__(self, model_path: str | Path, *, batch_size: int = 16, max_length: int = 1024,
+                 pack_tokens: int = 1024, identity: str | None = None) -> None:
         try:
             import torch
             from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -209,19 +223,36 @@ class HFCausalScorer:
             raise ScorerUnavailable(f"Hugging Face model folder not found: {path}")
         try:
             self.tok = AutoTokenizer.from_pretrained(str(path))
-            self.model = AutoModelForCausalLM.from_pretrained(str(path)).eval()
+            self.model = AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32).eval()
         except Exception as err:
             raise ScorerUnavailable(f"transformers could not load {path}: {err}") from None
         self.torch = torch
         self.batch_size = max(1, batch_size)
         self.max_length = max_length
-        self.identity = f"hf:{path.name}"
+        self.pack_tokens = max(pack_tokens, max_length)
+        self.identity = identity or f"hf:{path.name}"
+        self.bos = self.tok.bos_token_id
+        self.softcap = getattr(self.model.config, "final_logit_softcapping", None)
+        self.tree = self._tree_reproduces_plain()
 
-    def _batch(self, texts: Sequence[str]) -> list[list[float] | None]:
+    # -- shared pieces -------------------------------------------------------------------------------------------
+    def _encode(self, texts: Sequence[str]) -> list[list[int]]:
+        return [self.tok(t, add_special_tokens=True, truncation=True, max_length=self.max_length)["input_ids"]
+                for t in texts]
+
+    def _first_text(self, ids: Sequence[int]) -> int:
+        """Index of the first text token (1 after a BOS token, else 0); its own log-probability is not counted."""
+        return 1 if ids and self.bos is not None and ids[0] == self.bos else 0
+
+    def _head(self, hidden):
+        logits = self.model.get_output_embeddings()(hidden).float()
+        if self.softcap:
+            logits = self.torch.tanh(logits / self.softcap) * self.softcap
+        return logits
+
+    # -- plain path: padded batches, full logits --------------------------------------------------------------------
+    def _plain(self, enc: list[list[int]]) -> list[list[float] | None]:
         torch = self.torch
-        enc = [self.tok(t, add_special_tokens=True, truncation=True, max_length=self.max_length)["input_ids"]
-               for t in texts]
-        bos = self.tok.bos_token_id
         pad = self.tok.pad_token_id if self.tok.pad_token_id is not None else 0
         width = max(len(e) for e in enc)
         ids = torch.full((len(enc), width), pad, dtype=torch.long)
@@ -229,21 +260,76 @@ class HFCausalScorer:
         for i, e in enumerate(enc):
             ids[i, : len(e)] = torch.tensor(e)
             mask[i, : len(e)] = 1
-        with torch.no_grad():
+        with torch.inference_mode():
             logits = self.model(input_ids=ids, attention_mask=mask).logits.float()
-        logp = torch.log_softmax(logits[:, :-1], dim=-1).gather(2, ids[:, 1:].unsqueeze(-1)).squeeze(-1)
-        out: list[list[float] | None] = []
-        for i, e in enumerate(enc):
-            first_text = 1 if e and bos is not None and e[0] == bos else 0
-            vals = logp[i, first_text : len(e) - 1].tolist()  # predictions of tokens first_text+1 .. N-1
-            out.append(vals or None)
-        return out
+            logp = torch.log_softmax(logits[:, :-1], dim=-1).gather(2, ids[:, 1:].unsqueeze(-1)).squeeze(-1)
+        # predictions of tokens first_text+1 .. N-1 come from positions first_text .. N-2
+        return [logp[i, self._first_text(e) : len(e) - 1].tolist() or None for i, e in enumerate(enc)]
+
+    # -- tree path: shared prefixes once, output layer only where needed -----------------------------------------
+    def _tree_pack(self, pk: Pack, rows_per_chunk: int = 256) -> dict[int, list[float] | None]:
+        torch = self.torch
+        n = len(pk)
+        allowed = ancestor_mask(pk.parents)
+        mask = torch.zeros((1, 1, n, n), dtype=torch.float32).masked_fill(~allowed, torch.finfo(torch.float32).min)
+        wanted: dict[int, list[tuple[int, int]]] = {}  # text -> (node whose state predicts, target token)
+        for text, nodes in pk.texts:
+            first = self._first_text([pk.ids[nodes[0]]])
+            wanted[text] = [(nodes[k - 1], pk.ids[nodes[k]]) for k in range(first + 1, len(nodes))]
+        rows = sorted({node for pairs in wanted.values() for node, _ in pairs})
+        row_of = {node: i for i, node in enumerate(rows)}
+        pairs = sorted({p for ps in wanted.values() for p in ps})
+        pair_of = {p: i for i, p in enumerate(pairs)}
+        p_row = torch.tensor([row_of[node] for node, _ in pairs], dtype=torch.long)
+        p_tgt = torch.tensor([t for _, t in pairs], dtype=torch.long)
+        lse = torch.empty(len(rows))
+        target = torch.empty(len(pairs))
+        with torch.inference_mode():
+            hidden = self.model.base_model(input_ids=torch.tensor([pk.ids]), attention_mask=mask,
+                                           position_ids=torch.tensor([pk.positions])).last_hidden_state[0]
+            chosen = hidden[torch.tensor(rows, dtype=torch.long)] if rows else hidden[:0]
+            for start in range(0, len(rows), rows_per_chunk):
+                logits = self._head(chosen[start : start + rows_per_chunk])
+                lse[start : start + len(logits)] = torch.logsumexp(logits, dim=-1)
+                sel = ((p_row >= start) & (p_row < start + len(logits))).nonzero().squeeze(-1)
+                target[sel] = logits[p_row[sel] - start, p_tgt[sel]]
+        logp = (target - lse[p_row]).tolist()
+        return {text: [logp[pair_of[p]] for p in ps] or None for text, ps in wanted.items()}
+
+    def _tree_reproduces_plain(self) -> bool:
+        try:
+            enc = self._encode(self.PROBE)
+            plain = self._plain(enc)
+            tree = self._tree_pack(pack(enc, self.pack_tokens)[0])
+            ok = all(a is not None and tree[i] is not None and len(a) == len(tree[i])
+                     and max(abs(x - y) for x, y in zip(a, tree[i], strict=True)) < 1e-3
+                     for i, a in enumerate(plain))
+        except Exception as err:  # an architecture that rejects 4-D masks or position ids
+            log.info("perplexity: %s scores in padded batches (prefix trees unsupported: %s)", self.identity, err)
+            return False
+        if not ok:
+            log.info("perplexity: %s scores in padded batches (prefix trees do not reproduce its logits)",
+                     self.identity)
+        return ok
 
     def token_logprobs(self, texts: Sequence[str], progress: Progress | None = None) -> list[list[float] | None]:
-        out: list[list[float] | None] = []
-        for start in range(0, len(texts), self.batch_size):
-            chunk = texts[start : start + self.batch_size]
-            out.extend(self._batch(chunk))
+        enc = self._encode(texts)
+        out: list[list[float] | None] = [None] * len(texts)
+        if self.tree:
+            for pk in pack(enc, self.pack_tokens):
+                for text, values in self._tree_pack(pk).items():
+                    out[text] = values
+                if progress:
+                    progress(len(pk.texts))
             if progress:
-                progress(len(chunk))
+                progress(sum(1 for e in enc if not e))
+            return out
+        order = sorted(range(len(enc)), key=lambda i: len(enc[i]))  # similar lengths together: less padding
+        for start in range(0, len(order), self.batch_size):
+            chunk = [i for i in order[start : start + self.batch_size] if enc[i]]
+            if chunk:
+                for i, values in zip(chunk, self._plain([enc[i] for i in chunk]), strict=True):
+                    out[i] = values
+            if progress:
+                progress(len(order[start : start + self.batch_size]))
         return out
