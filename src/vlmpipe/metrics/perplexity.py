@@ -2,19 +2,25 @@
 
 Settings (``metrics.settings.perplexity``)::
 
-    backend: llama_cpp        # llama_cpp (default) | endpoint | hf
-    model_path: null          # llama_cpp: a .gguf (default: Gemma 3 270M Q4_K_M, assembled once per machine)
-                              # hf: a local causal-LM folder
+    backend: auto             # auto (default) | hf | llama_cpp | endpoint
+    model_path: null          # a .gguf (default: Gemma 3 270M Q4_K_M, assembled once per machine) or, for hf,
+                              # a local causal-LM folder
     base_url: null            # endpoint: OpenAI-compatible base URL ending in /v1
     model: null               # endpoint: the served model's id (also names the scorer)
     api_key_env: null         # endpoint: env var holding the key
-    batch_size: 16            # hf: texts per forward pass
+    batch_size: 16            # hf: texts per forward pass when prefix trees are unsupported
     concurrency: 2            # endpoint: requests in flight
     n_ctx: 1024               # llama_cpp: context (texts are cut to it)
 
-The scorer's identity (``llama_cpp:<gguf name>``, ``endpoint:<model>``, ``hf:<folder>``) is part of the metric's
-version, so changing the scorer re-scores every row (numbers of different scorers never share a column), and it is
-written to summary.json as ``perplexity_scorer``.
+``auto`` runs a GGUF (the default one unless ``model_path`` names another) with torch when torch, transformers,
+gguf and accelerate are installed (``hf``: its weights dequantized to float32 once per machine, texts packed into
+prefix trees; ~5x faster than llama.cpp on 2 cores), else with llama-cpp-python (``llama_cpp``); a folder
+``model_path`` means ``hf``. The two runtimes give slightly different numbers (llama.cpp quantizes activations too),
+so they are different scorers.
+
+The scorer's identity (``hf:<gguf name or folder>``, ``llama_cpp:<gguf name>``, ``endpoint:<model>``) is part of
+the metric's version, so changing the scorer re-scores every row (numbers of different scorers never share a
+column), and it is written to summary.json as ``perplexity_scorer``.
 """
 
 from __future__ import annotations
@@ -27,18 +33,19 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .base import Metric, Score, ScoreContext, load_once, register
 from .lm_logprobs import EndpointScorer, HFCausalScorer, LlamaCppScorer, LogprobScorer, ScorerUnavailable, perplexity
-from .model_files import ModelFileUnavailable, default_gguf
+from .model_files import ModelFileUnavailable, default_gguf, hf_folder_from_gguf, missing_torch_gguf_modules
 
 log = logging.getLogger("vlmpipe")
 
 DEFINITION = "v1:exp(-mean logprob of text tokens 2..N, BOS as context)"
+DEFAULT_GGUF_NAME = "gemma-3-270m-q4_k_m.gguf"
 _CACHE_KEY = "perplexity.scorer"
 
 
 class PerplexitySettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    backend: Literal["llama_cpp", "endpoint", "hf"] = "llama_cpp"
+    backend: Literal["auto", "hf", "llama_cpp", "endpoint"] = "auto"
     model_path: Path | None = None
     base_url: str | None = None
     model: str | None = None
@@ -48,6 +55,7 @@ class PerplexitySettings(BaseModel):
     timeout_s: float = Field(default=60.0, gt=0)
     n_ctx: int = Field(default=1024, ge=64)
     n_threads: int | None = Field(default=None, gt=0)
+    pack_tokens: int = Field(default=1024, ge=64)
 
 
 def _settings(ctx: ScoreContext) -> PerplexitySettings:
@@ -58,37 +66,56 @@ def _settings(ctx: ScoreContext) -> PerplexitySettings:
                                 f"at {'.'.join(map(str, err.errors()[0]['loc']))}") from None
 
 
+def resolved_backend(s: PerplexitySettings) -> str:
+    """``auto`` made concrete from what is installed (cheap: nothing is imported or loaded)."""
+    if s.backend != "auto":
+        return s.backend
+    if s.model_path is not None and s.model_path.is_dir():
+        return "hf"
+    return "llama_cpp" if missing_torch_gguf_modules() else "hf"
+
+
 def scorer_identity(s: PerplexitySettings) -> str:
     """The scorer's name from the settings alone (cheap; no model is loaded)."""
-    if s.backend == "endpoint":
+    backend = resolved_backend(s)
+    if backend == "endpoint":
         return f"endpoint:{s.model}"
-    if s.backend == "hf":
-        return f"hf:{s.model_path.name if s.model_path else None}"
+    name = s.model_path.name if s.model_path is not None else DEFAULT_GGUF_NAME
+    return f"{backend}:{name}"
+
+
+def _gguf(s: PerplexitySettings) -> Path:
     if s.model_path is not None:
-        return f"llama_cpp:{s.model_path.name}"
-    return "llama_cpp:gemma-3-270m-q4_k_m.gguf"
+        return s.model_path
+    try:
+        return default_gguf()
+    except ModelFileUnavailable as err:
+        raise ScorerUnavailable(str(err)) from None
 
 
 def build_scorer(s: PerplexitySettings) -> LogprobScorer:
     """Load (once) the configured scorer; raises :class:`ScorerUnavailable` with the reason."""
-    if s.backend == "endpoint":
+    backend = resolved_backend(s)
+    if backend == "endpoint":
         if not s.base_url or not s.model:
             raise ScorerUnavailable("backend endpoint needs metrics.settings.perplexity.base_url and .model")
         scorer = EndpointScorer(s.base_url, s.model, api_key_env=s.api_key_env, timeout_s=s.timeout_s,
                                 concurrency=s.concurrency)
         scorer.probe()
         return scorer
-    if s.backend == "hf":
-        if s.model_path is None:
-            raise ScorerUnavailable("backend hf needs metrics.settings.perplexity.model_path (a causal-LM folder)")
-        return HFCausalScorer(s.model_path, batch_size=s.batch_size)
-    path = s.model_path
-    if path is None:
+    if backend == "hf":
+        if s.model_path is not None and s.model_path.is_dir():
+            return HFCausalScorer(s.model_path, batch_size=s.batch_size, pack_tokens=s.pack_tokens)
+        gguf = _gguf(s)
+        if not gguf.is_file():
+            raise ScorerUnavailable(f"model_path is neither a causal-LM folder nor a .gguf file: {gguf}")
         try:
-            path = default_gguf()
+            folder = hf_folder_from_gguf(gguf)
         except ModelFileUnavailable as err:
-            raise ScorerUnavailable(str(err)) from None
-    return LlamaCppScorer(path, n_ctx=s.n_ctx, n_threads=s.n_threads)
+            raise ScorerUnavailable(f"{err} (or set metrics.settings.perplexity.backend: llama_cpp)") from None
+        return HFCausalScorer(folder, batch_size=s.batch_size, pack_tokens=s.pack_tokens,
+                              identity=scorer_identity(s))
+    return LlamaCppScorer(_gguf(s), n_ctx=s.n_ctx, n_threads=s.n_threads)
 
 
 @register
