@@ -1,5 +1,5 @@
 """The offline default perplexity scorer (Gemma 3 270M, by whichever runtime ``auto`` picks here) on the peer's
-recorded answers, and the torch runtime against llama.cpp on the same weights.
+recorded answers. (The torch runtime against llama.cpp on the same weights: test_perplexity_llama.py.)
 
 Skipped with the reason when the default scorer cannot be built here (scripts/setup.sh installs it; a failure leaves
 the reason in summary.json as well).
@@ -7,24 +7,15 @@ the reason in summary.json as well).
 
 from __future__ import annotations
 
-import importlib.util
-
 import pytest
 
-from vlmpipe.metrics.lm_logprobs import ScorerUnavailable, perplexity
-from vlmpipe.metrics.perplexity import PerplexitySettings, build_scorer
+from conftest import perplexity_scorer
+from vlmpipe.metrics.lm_logprobs import perplexity
 
 
-def _scorer(**settings):
-    try:
-        return build_scorer(PerplexitySettings(**settings))
-    except ScorerUnavailable as err:
-        pytest.skip(f"perplexity scorer unavailable here: {err}")
-
-
-@pytest.fixture(scope="module")
+@pytest.fixture
 def default_scorer():
-    return _scorer()
+    return perplexity_scorer()
 
 
 @pytest.fixture
@@ -54,22 +45,3 @@ def test_peer_answers_7b_variants_are_more_fluent_than_2b(peer_first_repeats, de
     print(f"\nper-model mean perplexity ({default_scorer.identity}): {means.round(2).to_dict()}")
     print(f"Spearman vs the peer's perplexity: rows {rho:.3f}, model means {model_rho:.3f}")
     assert rho > 0.5
-
-
-@pytest.mark.skipif(importlib.util.find_spec("llama_cpp") is None,
-                    reason="llama-cpp-python is not installed (scripts/setup.sh builds it portably)")
-def test_torch_and_llama_cpp_runtimes_of_the_same_gguf_agree(peer_first_repeats, default_scorer):
-    """Same weights, two runtimes: llama.cpp also quantizes activations (to 8 bits) in its matrix products, so
-    single answers differ by a few percent; the ranking of answers and the model means must agree."""
-    torch_ = default_scorer if default_scorer.identity.startswith("hf:") else _scorer(backend="hf")
-    llama = _scorer(backend="llama_cpp")
-    df = peer_first_repeats.iloc[::5].copy()  # 16 answers, every model
-    texts = [str(t) for t in df["candidate"]]
-    df["torch"], df["llama"] = _score(torch_, texts), _score(llama, texts)
-    rel = ((df["torch"] - df["llama"]).abs() / df["llama"])
-    rho = df["torch"].rank().corr(df["llama"].rank())
-    print(f"\ntorch vs llama.cpp: median |diff| {rel.median():.3%}, max {rel.max():.3%}, Spearman {rho:.3f}")
-    assert rel.median() < 0.03 and rel.max() < 0.15
-    assert rho > 0.95
-    mean_rel = abs(df["torch"].mean() - df["llama"].mean()) / df["llama"].mean()
-    assert mean_rel < 0.03

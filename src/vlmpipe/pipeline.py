@@ -24,10 +24,17 @@ from .judge import JudgeOutcome, judge_run
 from .judge.aggregate import NOT_CONFIGURED
 from .plan import make_plan
 from .references import apply_references
-from .report import write_report
 from .runlog import run_log
 from .scoring import score_run
 from .store import Store
+
+
+def write_report(cfg: RunConfig, store: Store, run_dir: Path) -> dict[str, Any]:
+    """The report stage (imported on first use: matplotlib and openpyxl cost ~1 s per command, and a killed or
+    failing run never gets there)."""
+    from .report import write_report as write
+
+    return write(cfg, store, run_dir)
 
 log = logging.getLogger("vlmpipe")
 
