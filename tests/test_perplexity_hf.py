@@ -73,3 +73,27 @@ def test_a_head_the_tree_path_gets_wrong_falls_back_to_padded_batches(tmp_path, 
     assert not scorer.tree
     for got, want in zip(scorer.token_logprobs(SHARED), right, strict=True):
         assert got == pytest.approx(want, abs=1e-5)
+
+
+def test_texts_longer_than_a_sliding_window_are_scored_in_padded_batches(tmp_path):
+    """Gemma 3's sliding-window layers see only the last ``sliding_window`` positions; one tree mask cannot say that,
+    so longer texts go the plain way. A tiny random Gemma 3 with a window of 3 tokens."""
+    from transformers import Gemma3ForCausalLM, Gemma3TextConfig
+
+    folder = tiny_causal_lm(tmp_path / "tiny-gemma3")  # its tokenizer; the model is replaced below
+    torch.manual_seed(0)
+    cfg = Gemma3TextConfig(vocab_size=len(WORDS) + 3, hidden_size=16, intermediate_size=32, num_hidden_layers=2,
+                           num_attention_heads=2, num_key_value_heads=1, head_dim=8, sliding_window=3,
+                           max_position_embeddings=64, bos_token_id=2, eos_token_id=2, pad_token_id=0)
+    Gemma3ForCausalLM(cfg).save_pretrained(folder)
+    scorer = HFCausalScorer(folder)
+    assert scorer.tree and scorer.window == 3
+    texts = ["когда возврат", "не могу оплатить заказ картой", "когда возврат денег"]  # 3, 6 and 4 tokens
+    got = scorer.token_logprobs(texts)
+    want = scorer._plain(scorer._encode(texts))  # the model's own forward pass, windows applied
+    for g, w in zip(got, want, strict=True):
+        assert g == pytest.approx(w, abs=1e-5)
+    scorer.window = None  # what ignoring the window would give: the long texts differ
+    wrong = scorer.token_logprobs(texts)
+    assert wrong[0] == pytest.approx(want[0], abs=1e-5)
+    assert max(abs(a - b) for a, b in zip(wrong[1], want[1], strict=True)) > 1e-4

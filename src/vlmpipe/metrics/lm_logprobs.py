@@ -222,6 +222,9 @@ class HFCausalScorer:
         if not path.is_dir():
             raise ScorerUnavailable(f"Hugging Face model folder not found: {path}")
         try:
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.disable_progress_bar()  # vlmpipe shows its own progress; a load bar would break quiet runs
             self.tok = AutoTokenizer.from_pretrained(str(path))
             self.model = AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32).eval()
         except Exception as err:
@@ -233,6 +236,9 @@ class HFCausalScorer:
         self.identity = identity or f"hf:{path.name}"
         self.bos = self.tok.bos_token_id
         self.softcap = getattr(self.model.config, "final_logit_softcapping", None)
+        # one 4-D mask serves every layer, so sliding-window layers would see too far back in a text longer than
+        # the window: such texts take the padded-batch path
+        self.window = getattr(self.model.config, "sliding_window", None)
         self.tree = self._tree_reproduces_plain()
 
     # -- shared pieces -------------------------------------------------------------------------------------------
@@ -298,7 +304,7 @@ class HFCausalScorer:
 
     def _tree_reproduces_plain(self) -> bool:
         try:
-            enc = self._encode(self.PROBE)
+            enc = [e[: self.window] if self.window else e for e in self._encode(self.PROBE)]
             plain = self._plain(enc)
             tree = self._tree_pack(pack(enc, self.pack_tokens)[0])
             ok = all(a is not None and tree[i] is not None and len(a) == len(tree[i])
@@ -315,16 +321,16 @@ class HFCausalScorer:
     def token_logprobs(self, texts: Sequence[str], progress: Progress | None = None) -> list[list[float] | None]:
         enc = self._encode(texts)
         out: list[list[float] | None] = [None] * len(texts)
+        plain = list(range(len(enc)))
         if self.tree:
-            for pk in pack(enc, self.pack_tokens):
+            fits = [bool(e) and (not self.window or len(e) <= self.window) for e in enc]
+            for pk in pack([e if ok else [] for e, ok in zip(enc, fits, strict=True)], self.pack_tokens):
                 for text, values in self._tree_pack(pk).items():
                     out[text] = values
                 if progress:
                     progress(len(pk.texts))
-            if progress:
-                progress(sum(1 for e in enc if not e))
-            return out
-        order = sorted(range(len(enc)), key=lambda i: len(enc[i]))  # similar lengths together: less padding
+            plain = [i for i, ok in enumerate(fits) if not ok]
+        order = sorted(plain, key=lambda i: len(enc[i]))  # similar lengths together: less padding
         for start in range(0, len(order), self.batch_size):
             chunk = [i for i in order[start : start + self.batch_size] if enc[i]]
             if chunk:
