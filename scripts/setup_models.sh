@@ -6,7 +6,7 @@
 #     native build crashes on CPUs with AMX), then installed from that cache into this checkout's .venv.
 #  3. The Gemma GGUF assembled once per machine into the model cache; a smoke test scores one sentence.
 #  4. The same GGUF converted once per machine for the torch scorer (the default runtime where torch is installed:
-#     ~5x faster here); a smoke test scores one sentence.
+#     2.5x faster here: 89 s vs 225 s for the peer's 400 answers); a smoke test scores one sentence.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 

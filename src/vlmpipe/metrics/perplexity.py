@@ -14,7 +14,7 @@ Settings (``metrics.settings.perplexity``)::
 
 ``auto`` runs a GGUF (the default one unless ``model_path`` names another) with torch when torch, transformers,
 gguf and accelerate are installed (``hf``: its weights dequantized to float32 once per machine, texts packed into
-prefix trees; ~5x faster than llama.cpp on 2 cores), else with llama-cpp-python (``llama_cpp``); a folder
+prefix trees; 2.5x faster than llama.cpp on 2 cores), else with llama-cpp-python (``llama_cpp``); a folder
 ``model_path`` means ``hf``. The two runtimes give slightly different numbers (llama.cpp quantizes activations too),
 so they are different scorers.
 
