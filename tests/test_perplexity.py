@@ -131,9 +131,12 @@ def test_adding_a_model_scores_only_its_texts_and_the_summary_names_the_scorer(t
         _seed(store, {"A": ["Не могу оплатить заказ", "Карта заблокирована банком"], "B": ["Где мой возврат денег"]})
         score_run(cfg, store, show_progress=False)
         prompts = [b["prompt"] for b in srv.requests[first:]]
+        second = srv.request_count
+        score_run(cfg, store, show_progress=False)  # nothing new: the scorer is not even loaded (no probe)
         summary = build_summary(cfg, store)
     assert first == 3
     assert prompts[1:] == ["Где мой возврат денег"]  # after the probe, only B's text
+    assert srv.request_count == second
     assert summary["models"]["B"]["perplexity_scorer"] == "endpoint:scorer-lm"
     assert summary["models"]["B"]["perplexity_mean"] == pytest.approx(math.exp((3 + 7 + 5) / 12))
     assert summary["models"]["A"]["perplexity_mean"] is not None

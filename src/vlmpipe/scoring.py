@@ -48,20 +48,23 @@ def score_run(cfg: RunConfig, store: Store, *, show_progress: bool = True) -> di
     unavailable: dict[str, str] = {}
     refs_hash = _references_hash(items)
     for metric in enabled_metrics(cfg):
+        version = metric.version(ctx)  # cheap: names the scorer without loading it
+        if metric.needs & {"reference", "facts"}:
+            version += f"+refs:{refs_hash}"
+        meta_key = f"metric_version:{metric.name}"
+        current = store.get_meta(meta_key) == version
+        if current:
+            done = set.intersection(*(store.scored_keys(c) for c in metric.columns))
+            todo = [r for r in rows if r["key"] not in done]
+            if not todo:
+                continue  # every row has this version's scores: no model to load (a resume, a re-score)
+        else:
+            todo = rows
         why = metric.unavailable(ctx)
         if why:
             for col in metric.columns:
                 unavailable[col] = why
             continue
-        version = metric.version(ctx)
-        if metric.needs & {"reference", "facts"}:
-            version += f"+refs:{refs_hash}"
-        meta_key = f"metric_version:{metric.name}"
-        if store.get_meta(meta_key) != version:
-            todo = rows
-        else:
-            done = set.intersection(*(store.scored_keys(c) for c in metric.columns))
-            todo = [r for r in rows if r["key"] not in done]
         if todo:
             with progress_bar(f"score {metric.name}", len(todo), enabled=show_progress) as advance:
                 reported = 0
