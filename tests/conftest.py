@@ -38,22 +38,13 @@ def demo_cli(tmp_path_factory: pytest.TempPathFactory) -> tuple[int, str, Path]:
     return res.exit_code, res.output, out
 
 
-_SCORERS: dict[str, object] = {}
-
-
 def perplexity_scorer(backend: str = "auto"):
-    """The offline default perplexity scorer (Gemma 3 270M) for ``backend``, loaded once per session (a second load
-    of the torch runtime costs ~6 s); skips with the reason where it cannot be built here."""
+    """The offline default perplexity scorer (Gemma 3 270M) for ``backend`` (loaded once per process by
+    ``build_scorer``); skips with the reason where it cannot be built here."""
     from vlmpipe.metrics.lm_logprobs import ScorerUnavailable
-    from vlmpipe.metrics.perplexity import PerplexitySettings, build_scorer, resolved_backend
+    from vlmpipe.metrics.perplexity import PerplexitySettings, build_scorer
 
-    backend = resolved_backend(PerplexitySettings(backend=backend))
-    if backend not in _SCORERS:
-        try:
-            _SCORERS[backend] = build_scorer(PerplexitySettings(backend=backend))
-        except ScorerUnavailable as err:
-            _SCORERS[backend] = err
-    got = _SCORERS[backend]
-    if isinstance(got, Exception):
-        pytest.skip(f"perplexity scorer ({backend}) unavailable here: {got}")
-    return got
+    try:
+        return build_scorer(PerplexitySettings(backend=backend))
+    except ScorerUnavailable as err:
+        pytest.skip(f"perplexity scorer ({backend}) unavailable here: {err}")

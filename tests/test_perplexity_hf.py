@@ -97,3 +97,13 @@ def test_texts_longer_than_a_sliding_window_are_scored_in_padded_batches(tmp_pat
     wrong = scorer.token_logprobs(texts)
     assert wrong[0] == pytest.approx(want[0], abs=1e-5)
     assert max(abs(a - b) for a, b in zip(wrong[1], want[1], strict=True)) > 1e-4
+
+
+def test_a_local_scorer_is_loaded_once_per_process(tmp_path):
+    from vlmpipe.metrics.perplexity import PerplexitySettings, build_scorer
+
+    folder = tiny_causal_lm(tmp_path / "tiny-gpt2")
+    first = build_scorer(PerplexitySettings(model_path=folder))  # a folder: auto means hf
+    assert build_scorer(PerplexitySettings(model_path=folder)) is first
+    assert build_scorer(PerplexitySettings(model_path=folder, pack_tokens=2048)) is not first  # other settings
+    assert first.identity == "hf:tiny-gpt2"

@@ -12,7 +12,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -20,13 +20,21 @@ from .config import ConfigError, RunConfig, load_config
 from .dataset import Item, load_image, load_items
 from .generate import RunDeadline, generate
 from .images import ImageError, PreparedImage
-from .judge import JudgeOutcome, judge_run
-from .judge.aggregate import NOT_CONFIGURED
 from .plan import make_plan
 from .references import apply_references
 from .runlog import run_log
 from .scoring import score_run
 from .store import Store
+
+if TYPE_CHECKING:
+    from .judge import JudgeOutcome
+
+
+def judge_run(*args: Any, **kwargs: Any) -> JudgeOutcome:
+    """The judge stage (imported on first use, like the report: a run without a judge never needs it)."""
+    from .judge import judge_run as run_judge
+
+    return run_judge(*args, **kwargs)
 
 
 def write_report(cfg: RunConfig, store: Store, run_dir: Path) -> dict[str, Any]:
@@ -191,6 +199,8 @@ def judge(run_dir: str | Path, *, max_cost: float | None = None, limit: int | No
     """
     cfg = load_run_config(run_dir)
     if cfg.judge.model is None:
+        from .judge.aggregate import NOT_CONFIGURED
+
         raise ConfigError(f"{Path(run_dir) / 'config.yaml'}: {NOT_CONFIGURED}")
     with open_store(Path(run_dir)) as store:
         apply_references(cfg, store)

@@ -93,9 +93,25 @@ def _gguf(s: PerplexitySettings) -> Path:
         raise ScorerUnavailable(str(err)) from None
 
 
+_LOADED: dict[str, LogprobScorer] = {}
+
+
 def build_scorer(s: PerplexitySettings) -> LogprobScorer:
-    """Load (once) the configured scorer; raises :class:`ScorerUnavailable` with the reason."""
+    """The configured scorer; raises :class:`ScorerUnavailable` with the reason.
+
+    A local model (``hf``, ``llama_cpp``) is loaded once per process and kept for later runs in the same process
+    (a notebook, the test suite): loading Gemma takes ~10 s. An endpoint scorer is built (and probed) each time.
+    """
     backend = resolved_backend(s)
+    if backend == "endpoint":
+        return _build(s, backend)
+    key = f"{backend}|{s.model_dump_json(exclude={'base_url', 'model', 'api_key_env', 'concurrency', 'timeout_s'})}"
+    if key not in _LOADED:
+        _LOADED[key] = _build(s, backend)
+    return _LOADED[key]
+
+
+def _build(s: PerplexitySettings, backend: str) -> LogprobScorer:
     if backend == "endpoint":
         if not s.base_url or not s.model:
             raise ScorerUnavailable("backend endpoint needs metrics.settings.perplexity.base_url and .model")
