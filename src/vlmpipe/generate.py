@@ -20,7 +20,7 @@ from typing import Any
 
 from .config import ModelSpec, RunConfig
 from .images import PreparedImage
-from .limiter import AdaptiveLimiter
+from .limiter import GROW_AFTER, AdaptiveLimiter
 from .plan import PlannedGeneration, candidate_models
 from .progress import progress_bar
 from .providers import Generation, Request, make_provider
@@ -29,8 +29,6 @@ from .store import Store
 
 log = logging.getLogger("vlmpipe")
 
-#: successes in a row after which the limiter allows one more request in flight
-GROW_AFTER = 8
 #: connection failures in a row (with no success yet) after which a model's server is given up
 GIVE_UP_AFTER = 5
 

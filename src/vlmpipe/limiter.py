@@ -29,6 +29,10 @@ class Slot:
     outcome: str | None = None
 
 
+#: successes in a row after which the limiter allows one more request in flight (generation and judge)
+GROW_AFTER = 8
+
+
 class AdaptiveLimiter:
     """An async semaphore whose size follows the server's 429s."""
 

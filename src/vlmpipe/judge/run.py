@@ -25,6 +25,7 @@ from typing import Any
 from ..config import ConfigError, RunConfig
 from ..dataset import Item, load_image
 from ..images import ImageError, PreparedImage
+from ..limiter import GROW_AFTER, AdaptiveLimiter
 from ..progress import progress_bar
 from ..providers.base import Generation, Request
 from ..store import Store
@@ -235,6 +236,9 @@ async def judge_run_async(cfg: RunConfig, store: Store, *, images: dict[str, Pre
     cond = asyncio.Condition()
     own_client = client is None
     judge_client = client or JudgeClient(spec, image_detail=cfg.judge.image_detail)
+    workers = max(1, spec.concurrency or cfg.concurrency)
+    if judge_client.limiter is None:  # requests in flight follow the judge server's 429s, as generation's do
+        judge_client.limiter = AdaptiveLimiter(workers, grow_after=GROW_AFTER, name=f"judge {spec.name}")
 
     def estimate() -> float | None:
         return max(costs) if costs else None
@@ -281,10 +285,9 @@ async def judge_run_async(cfg: RunConfig, store: Store, *, images: dict[str, Pre
                 cond.notify_all()
             advance(1)
 
-    workers = spec.concurrency or cfg.concurrency
     try:
         with progress_bar(f"judge {spec.name}", len(pending), enabled=show_progress) as advance:
-            await asyncio.gather(*(worker(advance) for _ in range(max(1, workers))))
+            await asyncio.gather(*(worker(advance) for _ in range(workers)))
     finally:
         if own_client:
             await judge_client.aclose()
