@@ -79,3 +79,41 @@ def file_digest(path: Path) -> str:
     """:func:`image_digest` of the request that carries ``path`` (a plain PNG is sent as it is)."""
     url = f"data:image/png;base64,{base64.b64encode(path.read_bytes()).decode()}"
     return image_digest({"messages": [{"content": url}]})
+
+
+class InFlightCounter:
+    """Counts the requests in flight at the fake server (patching its handler through ``monkeypatch``) and records,
+    per request index, how many were in flight when it arrived; requests with an index in ``burst`` get a 429."""
+
+    def __init__(self, monkeypatch: Any, burst: range) -> None:
+        import threading
+
+        import fakeserver
+
+        self.starts: list[tuple[int, int]] = []  # (request index, requests in flight when it arrived)
+        self.in_flight = 0
+        self.burst = burst
+        self.lock = threading.Lock()
+        original = fakeserver._Handler.do_POST
+        counter = self
+
+        def counting_post(handler: Any) -> None:
+            with counter.lock:
+                counter.in_flight += 1
+            try:
+                original(handler)
+            finally:
+                with counter.lock:
+                    counter.in_flight -= 1
+
+        monkeypatch.setattr(fakeserver._Handler, "do_POST", counting_post)
+
+    def behaviour(self, index: int, body: dict[str, Any]) -> Any:
+        from fakeserver import Behavior
+
+        with self.lock:
+            self.starts.append((index, self.in_flight))
+        return Behavior("status", status=429, retry_after=0.05) if index in self.burst else Behavior()
+
+    def sorted_starts(self) -> list[tuple[int, int]]:
+        return sorted(self.starts)

@@ -363,38 +363,19 @@ def test_server_without_json_schema_support_is_asked_without_it(tmp_path: Path, 
 def test_judge_requests_in_flight_follow_the_servers_429s(tmp_path: Path, candidates, monkeypatch) -> None:
     """As for generation: a burst of 429s from the judge server halves the judge's requests in flight (8 → ≤ 4),
     and every judgement still succeeds after its retries."""
-    import fakeserver
+    from reliability_helpers import InFlightCounter
     from vlmpipe.judge import run as judge_run_mod
 
-    starts: list[tuple[int, int]] = []  # (request index, judge requests in flight at the server when it arrived)
-    state = {"in_flight": 0}
-    lock = threading.Lock()
-    original = fakeserver._Handler.do_POST
-
-    def counting_post(self: Any) -> None:
-        with lock:
-            state["in_flight"] += 1
-        try:
-            original(self)
-        finally:
-            with lock:
-                state["in_flight"] -= 1
-
-    def behaviour(index: int, body: dict[str, Any]) -> Behavior:
-        with lock:
-            starts.append((index, state["in_flight"]))
-        return Behavior("status", status=429, retry_after=0.05) if 12 <= index < 16 else Behavior()
-
     cfg = _generated_run(tmp_path, candidates.url)
-    monkeypatch.setattr(fakeserver._Handler, "do_POST", counting_post)
+    counter = InFlightCounter(monkeypatch, burst=range(12, 16))
     monkeypatch.setattr(judge_run_mod, "GROW_AFTER", 100)  # no regrowth within this short run
     cfg.concurrency = 8
-    with FakeOpenAIServer(responder=BiasedJudge(), behavior_fn=behaviour, ttft_s=0.05) as judge_srv, \
+    with FakeOpenAIServer(responder=BiasedJudge(), behavior_fn=counter.behaviour, ttft_s=0.05) as judge_srv, \
             open_store(cfg.run_dir) as store:
         cfg.judge.model.base_url = judge_srv.url  # type: ignore[union-attr]
         cfg.judge.model.max_retries = 3  # type: ignore[union-attr]
         outcome = judge_run(cfg, store, show_progress=False)
     assert outcome.judged == 32 and outcome.failed == 0  # every 429 was retried into a verdict
-    starts.sort()
+    starts = counter.sorted_starts()
     assert max(n for i, n in starts if i < 12) == 8, starts
     assert max(n for i, n in starts if i >= 20) <= 4, starts  # after the burst (and the retries in flight)

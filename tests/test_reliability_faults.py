@@ -16,9 +16,8 @@ from typing import Any
 import pytest
 from openpyxl import load_workbook
 
-import fakeserver
 from fakeserver import Behavior, FakeOpenAIServer
-from reliability_helpers import image_digest, image_responder, make_images, model, write_config
+from reliability_helpers import InFlightCounter, image_digest, image_responder, make_images, model, write_config
 from vlmpipe import generate as generate_mod
 from vlmpipe.limiter import AdaptiveLimiter
 from vlmpipe.pipeline import run
@@ -112,36 +111,16 @@ def csv_rows(path: Path) -> list[dict[str, str]]:
 def test_concurrency_halves_on_429_and_grows_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The server counts requests in flight; a burst of 429s brings it from 8 down to at most 4, and it climbs
     back to 8 after enough successes (one more per GROW_AFTER successes in a row)."""
-    starts: list[tuple[int, int]] = []  # (request index, requests in flight at the server when it arrived)
-    state = {"in_flight": 0}
-    lock = threading.Lock()
-    original = fakeserver._Handler.do_POST
-
-    def counting_post(self: Any) -> None:
-        with lock:
-            state["in_flight"] += 1
-        try:
-            original(self)
-        finally:
-            with lock:
-                state["in_flight"] -= 1
-
-    def behaviour(index: int, body: dict[str, Any]) -> Behavior:
-        with lock:
-            starts.append((index, state["in_flight"]))
-        if 24 <= index < 28:
-            return Behavior("status", status=429, retry_after=0.05)
-        return Behavior()
-
-    monkeypatch.setattr(fakeserver._Handler, "do_POST", counting_post)
+    counter = InFlightCounter(monkeypatch, burst=range(24, 28))
     monkeypatch.setattr(generate_mod, "GROW_AFTER", 10)
     data = tmp_path / "data"
     make_images(data, 150)
-    with FakeOpenAIServer(responder=image_responder, behavior_fn=behaviour, ttft_s=0.03, token_delay_s=0.01) as srv:
+    with FakeOpenAIServer(responder=image_responder, behavior_fn=counter.behaviour, ttft_s=0.03,
+                          token_delay_s=0.01) as srv:
         cfg = write_config(tmp_path / "c.yaml", data, [model("m", srv.url, max_retries=3)], concurrency=8)
         result = run(cfg, show_progress=False)
     assert result.exit_code == 0  # every 429 was retried into a success
-    starts.sort()
+    starts = counter.sorted_starts()
     before = max(n for i, n in starts if i < 24)
     burst_end = 28
     # the next 10 arrivals (fewer than GROW_AFTER successes can have finished since the last 429)
