@@ -3,33 +3,16 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import pytest
 
 torch = pytest.importorskip("torch", reason="torch is an extra: pip install 'vlmpipe[models]'")
 pytest.importorskip("transformers", reason="transformers is an extra: pip install 'vlmpipe[models]'")
 
-from tiny_models import WORDS  # noqa: E402
+from tiny_models import WORDS, tiny_causal_lm  # noqa: E402
 from vlmpipe.metrics.lm_logprobs import HFCausalScorer, perplexity  # noqa: E402
 
 TEXTS = ["не могу оплатить заказ картой", "когда возврат", "смс код не приходит", "деньги"]
-
-
-def tiny_causal_lm(folder: Path) -> Path:
-    from tokenizers import Tokenizer, models, pre_tokenizers, processors
-    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
-
-    vocab = {w: i for i, w in enumerate(["<pad>", "<unk>", "<bos>", *WORDS])}
-    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    tok.post_processor = processors.TemplateProcessing(single="<bos> $A", special_tokens=[("<bos>", 2)])
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<bos>", pad_token="<pad>", unk_token="<unk>")
-    fast.save_pretrained(folder)
-    torch.manual_seed(0)
-    GPT2LMHeadModel(GPT2Config(vocab_size=len(vocab), n_positions=32, n_embd=16, n_layer=2, n_head=2,
-                               bos_token_id=2, eos_token_id=2, pad_token_id=0)).save_pretrained(folder)
-    return folder
 
 
 def test_hf_scorer_counts_tokens_after_the_first_and_batches_like_single_texts(tmp_path):

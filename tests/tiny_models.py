@@ -92,3 +92,21 @@ def tiny_bleurt_projected(folder: Path, seed: int = 1) -> None:
     save_file(state, str(folder / "model.safetensors"))
     cfg = port_config(base, embedding_size=16) | {"num_hidden_layers": 2}
     (folder / "config.json").write_text(json.dumps(cfg))
+
+
+def tiny_causal_lm(folder: Path) -> Path:
+    """A 2-layer random GPT-2 with a word-level tokenizer that prepends <bos> (a causal LM for the hf scorer)."""
+    import torch
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+
+    vocab = {w: i for i, w in enumerate(["<pad>", "<unk>", "<bos>", *WORDS])}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.post_processor = processors.TemplateProcessing(single="<bos> $A", special_tokens=[("<bos>", 2)])
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<bos>", pad_token="<pad>", unk_token="<unk>")
+    fast.save_pretrained(folder)
+    torch.manual_seed(0)
+    GPT2LMHeadModel(GPT2Config(vocab_size=len(vocab), n_positions=32, n_embd=16, n_layer=2, n_head=2,
+                               bos_token_id=2, eos_token_id=2, pad_token_id=0)).save_pretrained(folder)
+    return folder

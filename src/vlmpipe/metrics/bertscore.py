@@ -1,7 +1,8 @@
 """``bertscore_f``: BERTScore F1 of each generation against its reference, with an explicit model and layer.
 
 Settings (``metrics.settings.bertscore``): ``model`` (a local Hugging Face encoder folder, required), ``layer``
-(which hidden layer's embeddings to match, required), ``batch_size`` (32). Computed by the ``bert-score`` package
+(which hidden layer's embeddings to match, required), ``batch_size`` (32), ``device`` (``auto``: a CUDA GPU when torch
+sees one, else the CPU; or ``cpu``, ``cuda``, ``cuda:N``). Computed by the ``bert-score`` package
 (no idf weighting, no baseline rescaling). We never let ``bert-score`` pick a model from ``lang``: with
 ``lang="ru"`` it silently uses multilingual BERT layer 9, and scores of different models or layers are not
 comparable. The model's folder name and the layer are part of the metric's version and are written to summary.json
@@ -17,6 +18,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .base import MetricUnavailable, ModelMetric, Score, ScoreContext, load_once, register
+from .torch_device import DEVICE_PATTERN, torch_device
 
 _CACHE_KEY = "bertscore.scorer"
 
@@ -30,6 +32,7 @@ class BertScoreSettings(BaseModel):
     model: Path | None = None
     layer: int | None = Field(default=None, ge=1)
     batch_size: int = Field(default=32, gt=0)
+    device: str = Field(default="auto", pattern=DEVICE_PATTERN)
 
 
 def _settings(ctx: ScoreContext) -> BertScoreSettings:
@@ -42,9 +45,10 @@ def _settings(ctx: ScoreContext) -> BertScoreSettings:
 class BertScoreModel:
     """A loaded encoder cut at ``layer``; ``f1(candidates, references)`` in batches."""
 
-    def __init__(self, model: Path, layer: int, *, batch_size: int = 32) -> None:
+    def __init__(self, model: Path, layer: int, *, batch_size: int = 32, device: str = "auto") -> None:
         try:
             import bert_score
+            import torch
         except ImportError as err:
             raise Unavailable(f"bertscore: bert-score/torch are not installed ({err}): "
                               "pip install 'vlmpipe[models]'") from None
@@ -55,9 +59,11 @@ class BertScoreModel:
         n_layers = json.loads(cfg_file.read_text()).get("num_hidden_layers")
         if n_layers is not None and not 1 <= layer <= n_layers:
             raise Unavailable(f"bertscore: layer {layer} is outside 1..{n_layers} of {path.name}")
+        self.device = torch_device(torch, device, "bertscore")
         try:
             self.scorer = bert_score.BERTScorer(model_type=str(path), num_layers=layer, lang=None,
-                                                batch_size=batch_size, device="cpu", rescale_with_baseline=False)
+                                                batch_size=batch_size, device=str(self.device),
+                                                rescale_with_baseline=False)
         except Exception as err:
             raise Unavailable(f"bertscore: could not load {path}: {err}") from None
         tok = self.scorer._tokenizer
@@ -91,7 +97,7 @@ class BertScoreMetric(ModelMetric):
             if s.model is None or s.layer is None:
                 raise Unavailable("bertscore: no model and layer configured (metrics.settings.bertscore.model "
                                   "and .layer; no implicit default by language)")
-            return BertScoreModel(s.model, s.layer, batch_size=s.batch_size)
+            return BertScoreModel(s.model, s.layer, batch_size=s.batch_size, device=s.device)
 
         return load_once(ctx, _CACHE_KEY, load)
 

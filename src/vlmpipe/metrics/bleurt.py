@@ -1,7 +1,8 @@
 """``bleurt``: learned similarity of each generation to its reference, from a local BLEURT checkpoint.
 
 Settings (``metrics.settings.bleurt``): ``checkpoint`` (a folder, required), ``batch_size`` (16), ``max_length``
-(512). The checkpoint is a PyTorch port of BLEURT-20 or its distilled D12/D6/D3 in the format of the
+(512), ``device`` (``auto``: a CUDA GPU when torch sees one, else the CPU; or ``cpu``, ``cuda``, ``cuda:N``).
+The checkpoint is a PyTorch port of BLEURT-20 or its distilled D12/D6/D3 in the format of the
 ``bleurt-pytorch`` port (``config.json`` with ``"model_type": "bleurt"``, weights named ``bleurt.*`` and
 ``classifier.*`` in ``model.safetensors`` or ``pytorch_model.bin``, a tokenizer as ``tokenizer.json``,
 ``vocab.txt`` or a SentencePiece ``*.model``). That port's own code does not import under transformers 5, so we
@@ -20,6 +21,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .base import MetricUnavailable, ModelMetric, Score, ScoreContext, load_once, register
+from .torch_device import DEVICE_PATTERN, place
 
 NO_CHECKPOINT = "bleurt: no checkpoint configured (metrics.settings.bleurt.checkpoint)"
 _CACHE_KEY = "bleurt.model"
@@ -34,6 +36,7 @@ class BleurtSettings(BaseModel):
     checkpoint: Path | None = None
     batch_size: int = Field(default=16, gt=0)
     max_length: int = Field(default=512, ge=8)
+    device: str = Field(default="auto", pattern=DEVICE_PATTERN)
 
 
 def _import_torch() -> tuple[Any, Any]:
@@ -100,7 +103,8 @@ def _read_weights(path: Path, torch: Any) -> dict[str, Any]:
 class BleurtModel:
     """A loaded BLEURT checkpoint: ``score(references, candidates)`` in batches."""
 
-    def __init__(self, checkpoint: Path, *, batch_size: int = 16, max_length: int = 512) -> None:
+    def __init__(self, checkpoint: Path, *, batch_size: int = 16, max_length: int = 512,
+                 device: str = "auto") -> None:
         torch, transformers = _import_torch()
         path = Path(checkpoint)
         if not (path / "config.json").is_file():
@@ -124,7 +128,7 @@ class BleurtModel:
         if missing or unexpected:
             raise Unavailable(f"bleurt: {path.name} does not match the port's layout "
                               f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
-        self.model = model.eval()
+        self.model, self.device = place(model.eval(), torch, device, "bleurt")
         self.tok = _load_tokenizer(path, transformers, min(max_length, model.config.max_position_embeddings))
         self.torch = torch
         self.batch_size = batch_size
@@ -137,7 +141,7 @@ class BleurtModel:
             cands = candidates[start : start + self.batch_size]
             enc = self.tok(refs, cands, padding=True, truncation=True, return_tensors="pt")
             with self.torch.no_grad():
-                logits = self.model(**{k: v for k, v in enc.items()
+                logits = self.model(**{k: v.to(self.device) for k, v in enc.items()
                                        if k in ("input_ids", "attention_mask", "token_type_ids")}).logits
             out.extend(float(v) for v in logits[:, 0])
             if progress:
@@ -165,7 +169,7 @@ class BleurtMetric(ModelMetric):
             if s.checkpoint is None:
                 raise Unavailable(NO_CHECKPOINT)
             try:
-                return BleurtModel(s.checkpoint, batch_size=s.batch_size, max_length=s.max_length)
+                return BleurtModel(s.checkpoint, batch_size=s.batch_size, max_length=s.max_length, device=s.device)
             except Unavailable:
                 raise
             except Exception as err:  # a corrupt checkpoint must not crash the run

@@ -28,6 +28,7 @@ import numpy as np
 
 from .base import MetricUnavailable
 from .token_tree import Pack, ancestor_mask, pack
+from .torch_device import place
 
 Progress = Callable[[int], None]
 log = logging.getLogger("vlmpipe")
@@ -198,7 +199,8 @@ class EndpointScorer:
 
 
 class HFCausalScorer:
-    """A Hugging Face causal LM (``AutoModelForCausalLM``, float32 on the CPU), loaded once, reused for every text.
+    """A Hugging Face causal LM (``AutoModelForCausalLM``, float32), loaded once, reused for every text; on ``device``
+    (:mod:`.torch_device`: ``auto`` is a CUDA GPU when torch sees one, else the CPU).
 
     Texts are packed into prefix trees (:mod:`.token_tree`): each distinct prefix runs through the model once, every
     node attending to its ancestors only (a 4-D attention mask and each node's depth as its position id), and the
@@ -211,7 +213,7 @@ class HFCausalScorer:
     PROBE = ("Не могу оплатить заказ картой.", "Не могу оплатить заказ: пишет ошибку.")
 
     def __init__(self, model_path: str | Path, *, batch_size: int = 16, max_length: int = 1024,
-                 pack_tokens: int = 1024, identity: str | None = None) -> None:
+                 pack_tokens: int = 1024, identity: str | None = None, device: str = "auto") -> None:
         try:
             import torch
             from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -229,6 +231,10 @@ class HFCausalScorer:
             self.model = AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32).eval()
         except Exception as err:
             raise ScorerUnavailable(f"transformers could not load {path}: {err}") from None
+        try:
+            self.model, self.device = place(self.model, torch, device, "perplexity")
+        except MetricUnavailable as err:  # the perplexity metric names itself in front of a scorer's reason
+            raise ScorerUnavailable(str(err).removeprefix("perplexity: ")) from None
         self.torch = torch
         self.batch_size = max(1, batch_size)
         self.max_length = max_length
@@ -266,6 +272,7 @@ class HFCausalScorer:
         for i, e in enumerate(enc):
             ids[i, : len(e)] = torch.tensor(e)
             mask[i, : len(e)] = 1
+        ids, mask = ids.to(self.device), mask.to(self.device)
         with torch.inference_mode():
             logits = self.model(input_ids=ids, attention_mask=mask).logits.float()
             logp = torch.log_softmax(logits[:, :-1], dim=-1).gather(2, ids[:, 1:].unsqueeze(-1)).squeeze(-1)
@@ -275,9 +282,10 @@ class HFCausalScorer:
     # -- tree path: shared prefixes once, output layer only where needed -----------------------------------------
     def _tree_pack(self, pk: Pack, rows_per_chunk: int = 256) -> dict[int, list[float] | None]:
         torch = self.torch
-        n = len(pk)
-        allowed = ancestor_mask(pk.parents)
-        mask = torch.zeros((1, 1, n, n), dtype=torch.float32).masked_fill(~allowed, torch.finfo(torch.float32).min)
+        n, dev = len(pk), self.device
+        allowed = ancestor_mask(pk.parents).to(dev)
+        mask = torch.zeros((1, 1, n, n), dtype=torch.float32, device=dev).masked_fill(
+            ~allowed, torch.finfo(torch.float32).min)
         wanted: dict[int, list[tuple[int, int]]] = {}  # text -> (node whose state predicts, target token)
         for text, nodes in pk.texts:
             first = self._first_text([pk.ids[nodes[0]]])
@@ -286,14 +294,15 @@ class HFCausalScorer:
         row_of = {node: i for i, node in enumerate(rows)}
         pairs = sorted({p for ps in wanted.values() for p in ps})
         pair_of = {p: i for i, p in enumerate(pairs)}
-        p_row = torch.tensor([row_of[node] for node, _ in pairs], dtype=torch.long)
-        p_tgt = torch.tensor([t for _, t in pairs], dtype=torch.long)
-        lse = torch.empty(len(rows))
-        target = torch.empty(len(pairs))
+        p_row = torch.tensor([row_of[node] for node, _ in pairs], dtype=torch.long, device=dev)
+        p_tgt = torch.tensor([t for _, t in pairs], dtype=torch.long, device=dev)
+        lse = torch.empty(len(rows), device=dev)
+        target = torch.empty(len(pairs), device=dev)
         with torch.inference_mode():
-            hidden = self.model.base_model(input_ids=torch.tensor([pk.ids]), attention_mask=mask,
-                                           position_ids=torch.tensor([pk.positions])).last_hidden_state[0]
-            chosen = hidden[torch.tensor(rows, dtype=torch.long)] if rows else hidden[:0]
+            hidden = self.model.base_model(input_ids=torch.tensor([pk.ids], device=dev), attention_mask=mask,
+                                           position_ids=torch.tensor([pk.positions], device=dev)
+                                           ).last_hidden_state[0]
+            chosen = hidden[torch.tensor(rows, dtype=torch.long, device=dev)] if rows else hidden[:0]
             for start in range(0, len(rows), rows_per_chunk):
                 logits = self._head(chosen[start : start + rows_per_chunk])
                 lse[start : start + len(logits)] = torch.logsumexp(logits, dim=-1)

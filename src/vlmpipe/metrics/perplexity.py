@@ -9,6 +9,7 @@ Settings (``metrics.settings.perplexity``)::
     model: null               # endpoint: the served model's id (also names the scorer)
     api_key_env: null         # endpoint: env var holding the key
     batch_size: 16            # hf: texts per forward pass when prefix trees are unsupported
+    device: auto              # hf: auto (a CUDA GPU when torch sees one, else the CPU) | cpu | cuda | cuda:N
     concurrency: 2            # endpoint: requests in flight
     n_ctx: 1024               # llama_cpp: context (texts are cut to it)
 
@@ -34,6 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from .base import Metric, Score, ScoreContext, load_once, register
 from .lm_logprobs import EndpointScorer, HFCausalScorer, LlamaCppScorer, LogprobScorer, ScorerUnavailable, perplexity
 from .model_files import ModelFileUnavailable, default_gguf, hf_folder_from_gguf, missing_torch_gguf_modules
+from .torch_device import DEVICE_PATTERN
 
 log = logging.getLogger("vlmpipe")
 
@@ -56,6 +58,7 @@ class PerplexitySettings(BaseModel):
     n_ctx: int = Field(default=1024, ge=64)
     n_threads: int | None = Field(default=None, gt=0)
     pack_tokens: int = Field(default=1024, ge=64)
+    device: str = Field(default="auto", pattern=DEVICE_PATTERN)
 
 
 def _settings(ctx: ScoreContext) -> PerplexitySettings:
@@ -121,7 +124,7 @@ def _build(s: PerplexitySettings, backend: str) -> LogprobScorer:
         return scorer
     if backend == "hf":
         if s.model_path is not None and s.model_path.is_dir():
-            return HFCausalScorer(s.model_path, batch_size=s.batch_size, pack_tokens=s.pack_tokens)
+            return HFCausalScorer(s.model_path, batch_size=s.batch_size, pack_tokens=s.pack_tokens, device=s.device)
         gguf = _gguf(s)
         if not gguf.is_file():
             raise ScorerUnavailable(f"model_path is neither a causal-LM folder nor a .gguf file: {gguf}")
@@ -130,7 +133,7 @@ def _build(s: PerplexitySettings, backend: str) -> LogprobScorer:
         except ModelFileUnavailable as err:
             raise ScorerUnavailable(f"{err} (or set metrics.settings.perplexity.backend: llama_cpp)") from None
         return HFCausalScorer(folder, batch_size=s.batch_size, pack_tokens=s.pack_tokens,
-                              identity=scorer_identity(s))
+                              identity=scorer_identity(s), device=s.device)
     return LlamaCppScorer(_gguf(s), n_ctx=s.n_ctx, n_threads=s.n_threads)
 
 
