@@ -149,3 +149,21 @@ def test_empty_dataset_and_missing_manifest_cannot_start(tmp_path: Path) -> None
                         dataset={"path": str(data), "manifest": str(data / "m.jsonl")})
     result = CliRunner().invoke(app, ["run", str(path), "--quiet"])
     assert result.exit_code == 2 and "m.jsonl: manifest not found" in " ".join(result.stderr.split())
+
+
+@pytest.mark.parametrize("command", ["run", "bench"])
+def test_a_dataset_that_cannot_be_used_leaves_no_run_directory(tmp_path: Path, command: str) -> None:
+    """Exit code 2 means nothing was started: no run directory, config copy or empty store is left behind."""
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    cases = {
+        "missing folder": (tmp_path / "nowhere", None, "nowhere: dataset folder not found"),
+        "empty folder": (empty, None, "empty: the dataset has no items"),
+        "missing manifest": (empty, empty / "m.jsonl", "m.jsonl: manifest not found"),
+    }
+    for data, manifest, message in cases.values():
+        dataset = {"path": str(data)} | ({"manifest": str(manifest)} if manifest else {})
+        path = write_config(tmp_path / "c.yaml", data, [model("m", "http://127.0.0.1:9/v1")], dataset=dataset)
+        result = CliRunner().invoke(app, [command, str(path), "--quiet"])
+        assert result.exit_code == 2 and message in " ".join(result.stderr.split())
+        assert not (tmp_path / "runs").exists()

@@ -294,14 +294,16 @@ def write_bench_outputs(cfg: RunConfig, store: Store, run_dir: Path) -> dict[str
 def run_bench(config: RunConfig | str | Path, settings: BenchSettings | None = None,
               log: Callable[[str], None] = lambda _m: None) -> BenchResult:
     """``vlmpipe bench``: every model of the config, one after another, at every level."""
+    from .dataset import load_items
     from .pipeline import open_store, prepare_items, save_config
 
     cfg = config if isinstance(config, RunConfig) else load_config(config)
     settings = settings or BenchSettings()
     run_dir = Path(cfg.run_dir)
+    dataset = load_items(cfg.dataset)  # DatasetError (could not start) before anything is written
     save_config(cfg, run_dir)
     with open_store(run_dir) as store:
-        images = prepare_items(cfg, store)
+        images = prepare_items(cfg, store, dataset)
         requests = build_requests(cfg, store, images)
         if not requests:
             from .dataset import DatasetError

@@ -77,9 +77,12 @@ def load_run_config(run_dir: str | Path) -> RunConfig:
     return load_config(Path(run_dir) / "config.yaml")
 
 
-def prepare_items(cfg: RunConfig, store: Store) -> dict[str, PreparedImage | str]:
-    """Load and normalise every item's image; a bad image fails its item, not the run."""
-    items: list[Item] = load_items(cfg.dataset)
+def prepare_items(cfg: RunConfig, store: Store, items: list[Item] | None = None) -> dict[str, PreparedImage | str]:
+    """Load and normalise every item's image; a bad image fails its item, not the run.
+
+    ``items``: the dataset's items when already read (a run reads them before it writes anything, so that a
+    dataset that cannot be used leaves no run directory behind)."""
+    items = load_items(cfg.dataset) if items is None else items
     root = Path(cfg.dataset.path)
     images: dict[str, PreparedImage | str] = {}
     rows = []
@@ -133,10 +136,11 @@ def run(config: RunConfig | str | Path, *, show_progress: bool = True, max_time_
     cfg = config if isinstance(config, RunConfig) else load_config(config)
     cap = max_time_s if max_time_s is not None else cfg.max_run_time_s
     run_dir = Path(cfg.run_dir)
+    dataset = load_items(cfg.dataset)  # DatasetError (could not start) before anything is written
     save_config(cfg, run_dir)
     with run_log(cfg, run_dir), open_store(run_dir) as store:
         store.set_meta("stopped", None)
-        images = prepare_items(cfg, store)
+        images = prepare_items(cfg, store, dataset)
         plan = make_plan(cfg, store.items())
         store.put_models(
             [(m.name, "candidate", _spec_record(m)) for m in cfg.models]
