@@ -295,10 +295,12 @@ def run_bench(config: RunConfig | str | Path, settings: BenchSettings | None = N
               log: Callable[[str], None] = lambda _m: None) -> BenchResult:
     """``vlmpipe bench``: every model of the config, one after another, at every level."""
     from .dataset import load_items
+    from .keys import require_api_keys
     from .pipeline import open_store, prepare_items, save_config
 
     cfg = config if isinstance(config, RunConfig) else load_config(config)
     settings = settings or BenchSettings()
+    require_api_keys(cfg, judge=False, source="config" if isinstance(config, RunConfig) else str(config))
     run_dir = Path(cfg.run_dir)
     dataset = load_items(cfg.dataset)  # DatasetError (could not start) before anything is written
     save_config(cfg, run_dir)

@@ -20,6 +20,7 @@ from .config import ConfigError, RunConfig, load_config
 from .dataset import Item, load_image, load_items
 from .generate import RunDeadline, generate
 from .images import ImageError, PreparedImage
+from .keys import require_api_keys
 from .plan import make_plan
 from .references import apply_references
 from .runlog import run_log
@@ -135,6 +136,8 @@ def run(config: RunConfig | str | Path, *, show_progress: bool = True, max_time_
     started = time.monotonic()
     cfg = config if isinstance(config, RunConfig) else load_config(config)
     cap = max_time_s if max_time_s is not None else cfg.max_run_time_s
+    # could not start (ConfigError) before anything is written or sent
+    require_api_keys(cfg, source="config" if isinstance(config, RunConfig) else str(config))
     run_dir = Path(cfg.run_dir)
     dataset = load_items(cfg.dataset)  # DatasetError (could not start) before anything is written
     save_config(cfg, run_dir)
@@ -206,6 +209,7 @@ def judge(run_dir: str | Path, *, max_cost: float | None = None, limit: int | No
         from .judge.aggregate import NOT_CONFIGURED
 
         raise ConfigError(f"{Path(run_dir) / 'config.yaml'}: {NOT_CONFIGURED}")
+    require_api_keys(cfg, generate=False, judge=True, source=str(Path(run_dir) / "config.yaml"))
     with open_store(Path(run_dir)) as store:
         apply_references(cfg, store)
         outcome = judge_run(cfg, store, max_cost=max_cost, limit=limit, show_progress=show_progress)
