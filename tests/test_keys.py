@@ -34,7 +34,7 @@ def test_unset_or_empty_key_variables_are_named_with_their_field() -> None:
     assert "remove api_key_env for a server that needs no key" in lines[2]
     require_api_keys(cfg, environ={KEY_VAR: "k", "JUDGE_KEY": "k"})  # both set: fine
     require_api_keys(cfg, judge=False, environ={KEY_VAR: "k"})  # bench: the judge is not called
-    with pytest.raises(ConfigError, match="judge.model"):  # `vlmpipe judge RUN`: only the judge's key matters
+    with pytest.raises(ConfigError, match=r"judge\.model"):  # `vlmpipe judge RUN`: only the judge's key matters
         require_api_keys(cfg, generate=False, judge=True, environ={})
     require_api_keys(_cfg(judge={"enabled": False, "model": {"name": "j", "api_key_env": "JUDGE_KEY"}}),
                      environ={KEY_VAR: "k"})  # judge configured but not enabled: not called by `run`
