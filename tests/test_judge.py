@@ -239,6 +239,9 @@ def test_interrupted_by_server_failure_resumes_only_the_unfinished(tmp_path: Pat
             cfg.judge.model.base_url = dying.url  # type: ignore[union-attr]
             first = judge_run(cfg, store, show_progress=False)
         assert first.judged == 10 and first.failed == 22
+        # why they failed is said (console note, logs/run.log), not only stored in judgements.csv
+        (why,) = [n for n in first.notes if "failed" in n]
+        assert why.startswith("judge: 22 judgement(s) failed (http_503: 22); first: ") and "HTTP 503" in why
         with FakeOpenAIServer(responder=BiasedJudge()) as healthy:
             cfg.judge.model.base_url = healthy.url  # type: ignore[union-attr]
             second = judge_run(cfg, store, show_progress=False)

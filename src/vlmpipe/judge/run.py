@@ -16,7 +16,7 @@ import json
 import logging
 import random
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -233,6 +233,8 @@ async def judge_run_async(cfg: RunConfig, store: Store, *, images: dict[str, Pre
     costs: list[float] = [r[0] for r in store.conn.execute(
         "SELECT cost_usd FROM judgements WHERE cost_usd IS NOT NULL ORDER BY created_at DESC LIMIT 50")]
     in_flight = 0
+    failures: Counter[str] = Counter()
+    first_failure: list[str] = []
     cond = asyncio.Condition()
     own_client = client is None
     judge_client = client or JudgeClient(spec, image_detail=cfg.judge.image_detail)
@@ -282,6 +284,8 @@ async def judge_run_async(cfg: RunConfig, store: Store, *, images: dict[str, Pre
                     outcome.judged += 1
                 else:
                     outcome.failed += 1
+                    failures[row.get("error_kind") or "error"] += 1
+                    first_failure[:] = first_failure or [f"{task.generation['item']}: {row['error']}"]
                 cond.notify_all()
             advance(1)
 
@@ -293,6 +297,11 @@ async def judge_run_async(cfg: RunConfig, store: Store, *, images: dict[str, Pre
             await judge_client.aclose()
     outcome.remaining = len(pending)
     outcome.cost_usd = total_cost(store)
+    if failures:  # why, on the console and in logs/run.log, not only in judgements.csv
+        why = (f"{outcome.failed} judgement(s) failed ({', '.join(f'{k}: {v}' for k, v in failures.most_common())})"
+               f"; first: {first_failure[0]}")
+        log.warning("judge %s: %s", spec.name, why)
+        outcome.notes.append(f"judge: {why}")
     if cfg.judge.prices and outcome.requested and not costs:
         outcome.notes.append("the judge server reported no token usage: the cost is unknown")
     return outcome
