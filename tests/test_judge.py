@@ -249,6 +249,21 @@ def test_interrupted_by_server_failure_resumes_only_the_unfinished(tmp_path: Pat
         assert all(r["error"] is None for r in judgements(store))
 
 
+def test_an_unreachable_judge_server_is_given_up_after_a_few_requests(tmp_path: Path, candidates) -> None:
+    cfg = _generated_run(tmp_path, candidates.url)  # 32 judgements to make; the judge's port is closed
+    with open_store(cfg.run_dir) as store:
+        outcome = judge_run(cfg, store, show_progress=False)
+        stored = judgements(store)
+    # 5 connection failures in a row give the server up; at most the 3 other workers' requests were in flight
+    assert 5 <= outcome.requested == outcome.failed == len(stored) <= 5 + 3
+    assert outcome.judged == 0 and outcome.remaining == 32 - outcome.requested
+    assert {r["error_kind"] for r in stored} == {"connection"}
+    assert outcome.given_up == ("the judge server judge at http://127.0.0.1:9/v1 failed 5 requests in a row and "
+                                "none succeeded")
+    assert f"judge: {outcome.given_up}: {outcome.remaining} judgement(s) not sent; run `vlmpipe judge RUN` again " \
+           "once it answers" in outcome.notes
+
+
 def test_max_cost_stops_before_exceeding(tmp_path: Path, candidates) -> None:
     cfg = _generated_run(tmp_path, candidates.url)
     cfg.concurrency = 1

@@ -24,6 +24,7 @@ from typing import Any
 
 from ..config import ConfigError, RunConfig
 from ..dataset import Item, load_image
+from ..generate import GIVE_UP_AFTER
 from ..images import ImageError, PreparedImage
 from ..limiter import GROW_AFTER, AdaptiveLimiter
 from ..progress import progress_bar
@@ -48,7 +49,8 @@ class JudgeTask:
 
 @dataclass
 class JudgeOutcome:
-    """What one judge stage did. ``stopped`` is ``"limit"`` or ``"max_cost"`` when a guard stopped it."""
+    """What one judge stage did. ``stopped`` is ``"limit"`` or ``"max_cost"`` when a guard stopped it;
+    ``given_up`` says why the judge's server was given up (unreachable from the start), leaving the rest unsent."""
 
     requested: int = 0
     judged: int = 0
@@ -56,6 +58,7 @@ class JudgeOutcome:
     already_done: int = 0
     remaining: int = 0
     stopped: str | None = None
+    given_up: str | None = None
     cost_usd: float = 0.0
     skipped: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
@@ -232,7 +235,7 @@ async def judge_run_async(cfg: RunConfig, store: Store, *, images: dict[str, Pre
     spent = total_cost(store)
     costs: list[float] = [r[0] for r in store.conn.execute(
         "SELECT cost_usd FROM judgements WHERE cost_usd IS NOT NULL ORDER BY created_at DESC LIMIT 50")]
-    in_flight = 0
+    in_flight = conn_in_row = 0
     failures: Counter[str] = Counter()
     first_failure: list[str] = []
     cond = asyncio.Condition()
@@ -249,11 +252,11 @@ async def judge_run_async(cfg: RunConfig, store: Store, *, images: dict[str, Pre
         return max_cost is None or estimate() is not None or in_flight == 0
 
     async def worker(advance: Callable[[int], None]) -> None:
-        nonlocal in_flight, spent
+        nonlocal in_flight, spent, conn_in_row
         while True:
             async with cond:
-                await cond.wait_for(lambda: may_start() or outcome.stopped is not None)
-                if outcome.stopped is not None or not pending:
+                await cond.wait_for(lambda: may_start() or outcome.stopped is not None or outcome.given_up)
+                if outcome.stopped is not None or outcome.given_up or not pending:
                     return
                 if limit is not None and outcome.requested >= limit:
                     outcome.stopped = "limit"
@@ -286,6 +289,11 @@ async def judge_run_async(cfg: RunConfig, store: Store, *, images: dict[str, Pre
                     outcome.failed += 1
                     failures[row.get("error_kind") or "error"] += 1
                     first_failure[:] = first_failure or [f"{task.generation['item']}: {row['error']}"]
+                # like generation: a server that refused every connection so far is given up after a few
+                conn_in_row = conn_in_row + 1 if row.get("error_kind") == "connection" else 0
+                if outcome.judged == 0 and conn_in_row >= GIVE_UP_AFTER and not outcome.given_up:
+                    outcome.given_up = (f"the judge server {spec.name} at {spec.base_url} failed {GIVE_UP_AFTER} "
+                                        "requests in a row and none succeeded")
                 cond.notify_all()
             advance(1)
 
@@ -302,6 +310,11 @@ async def judge_run_async(cfg: RunConfig, store: Store, *, images: dict[str, Pre
                f"; first: {first_failure[0]}")
         log.warning("judge %s: %s", spec.name, why)
         outcome.notes.append(f"judge: {why}")
+    if outcome.given_up:
+        note = (f"{outcome.given_up}: {outcome.remaining} judgement(s) not sent; run `vlmpipe judge RUN` again "
+                "once it answers")
+        log.error("judge: %s", note)
+        outcome.notes.append(f"judge: {note}")
     if cfg.judge.prices and outcome.requested and not costs:
         outcome.notes.append("the judge server reported no token usage: the cost is unknown")
     return outcome
