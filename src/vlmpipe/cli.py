@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -30,6 +32,17 @@ def _fail_start(message: str) -> None:
     # the message may quote user data (a path, a key with brackets): escaped, and never wrapped mid-path
     err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, markup=True, soft_wrap=True)
     raise typer.Exit(2)
+
+
+@contextmanager
+def _interruptible() -> Iterator[None]:
+    """Ctrl-C: say what was kept and how to go on (exit 130, as the shell expects), instead of exiting silently."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        err_console.print("interrupted: everything that finished is stored in the run directory; run the same "
+                          "command again to continue (only what is missing is sent)", highlight=False, markup=False)
+        raise typer.Exit(130) from None
 
 
 def _ranking_table(summary: dict[str, Any]) -> Table:
@@ -63,7 +76,8 @@ def run(
     from .pipeline import run as run_pipeline
 
     try:
-        result = run_pipeline(config, show_progress=not quiet, max_time_s=max_time)
+        with _interruptible():
+            result = run_pipeline(config, show_progress=not quiet, max_time_s=max_time)
     except (ConfigError, DatasetError) as err:
         _fail_start(str(err))
     _finish(result)
@@ -78,7 +92,8 @@ def demo(
     from .demo import demo_config
     from .pipeline import run as run_pipeline
 
-    result = run_pipeline(demo_config(out), show_progress=not quiet)
+    with _interruptible():
+        result = run_pipeline(demo_config(out), show_progress=not quiet)
     _finish(result)
 
 
@@ -88,7 +103,8 @@ def score(run_dir: RunDir, quiet: Quiet = False) -> None:
     from .pipeline import score as score_pipeline
 
     try:
-        result = score_pipeline(run_dir, show_progress=not quiet)
+        with _interruptible():
+            result = score_pipeline(run_dir, show_progress=not quiet)
     except ConfigError as err:
         _fail_start(str(err))
     _finish(result)
@@ -107,7 +123,8 @@ def judge(
     from .pipeline import judge as judge_pipeline
 
     try:
-        result = judge_pipeline(run_dir, max_cost=max_cost, limit=limit, show_progress=not quiet)
+        with _interruptible():
+            result = judge_pipeline(run_dir, max_cost=max_cost, limit=limit, show_progress=not quiet)
     except ConfigError as err:
         _fail_start(str(err))
     _finish(result)
