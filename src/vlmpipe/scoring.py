@@ -60,6 +60,10 @@ def score_run(cfg: RunConfig, store: Store, *, show_progress: bool = True) -> di
                 continue  # every row has this version's scores: no model to load (a resume, a re-score)
         else:
             todo = rows
+        if not todo:  # no successful generation at all: nothing to score, no model to load
+            for col in metric.columns:
+                unavailable[col] = "no successful generation to score"
+            continue
         why = metric.unavailable(ctx)
         if why:
             for col in metric.columns:
