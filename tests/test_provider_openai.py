@@ -124,6 +124,7 @@ def test_empty_answer_and_refusal_are_errors_with_their_kind() -> None:
 def test_connection_refused_is_a_connection_error() -> None:
     gen = generate(spec("http://127.0.0.1:9/v1", max_retries=1, connect_timeout_s=1))
     assert gen.error_kind == "connection" and gen.attempts == 2
+    assert (gen.error or "").startswith("connection to http://127.0.0.1:9/v1 failed: ConnectError")  # where to look
 
 
 def test_api_key_is_sent_but_never_in_errors(monkeypatch: pytest.MonkeyPatch) -> None:

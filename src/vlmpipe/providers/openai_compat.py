@@ -174,7 +174,7 @@ class OpenAICompatProvider:
             )
         except (httpx.TransportError, httpx.RemoteProtocolError) as err:
             gen = Generation(
-                error=self._redact(f"connection failed: {err.__class__.__name__}: {err}")[:300],
+                error=self._redact(f"connection to {self.spec.base_url} failed: {err.__class__.__name__}: {err}")[:300],
                 error_kind="connection",
                 latency_s=time.perf_counter() - t0,
             )
