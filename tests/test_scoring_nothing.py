@@ -1,4 +1,5 @@
-"""A run whose generations all failed has nothing to score: no metric model is loaded (it took ~20 s for Gemma)."""
+"""A run whose generations all failed has nothing to score: no metric model is loaded (it took ~20 s for Gemma),
+and the reasons given for the missing numbers are the real one."""
 
 from __future__ import annotations
 
@@ -26,3 +27,4 @@ def test_no_successful_generation_loads_no_metric_model(tmp_path: Path, monkeypa
     m = json.loads((result.report_dir / "summary.json").read_text())["models"]["dead"]
     assert m["n_errors"] == 2 and m["perplexity_mean"] is None and m["chrf_mean"] is None
     assert m["unavailable"]["perplexity_mean"] == "no successful generation to score"
+    assert m["unavailable"]["ttft_s"] == "no successful generation"  # the provider does stream
