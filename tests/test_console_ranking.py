@@ -42,3 +42,13 @@ def test_narrow_terminal_drops_columns_not_names() -> None:
     header = next(ln for ln in lines if "model" in ln)
     assert "judge [95%]" in header and "chrF" in header and "GPU GB" not in header
     assert any("Qwen2-VL-2B-Instruct-AWQ" in ln for ln in lines)
+
+
+def test_a_narrow_table_keeps_its_title_on_one_line() -> None:
+    summary = {"run": {"name": "down", "items": 2, "repeats": 2},
+               "models": {"dead": {"role": "candidate", "n": 4, "n_errors": 4, "latency_s": None}}}
+    console = Console(width=80, record=True)
+    console.print(ranking_table(summary, width=80))
+    lines = [ln.strip() for ln in console.export_text().splitlines() if ln.strip()]
+    assert lines[0] == "run down: 2 items × 2 repeats"  # was wrapped: "run down: 2 items" / "× 2 repeats"
+    assert lines[1].split() == ["model", "n", "err"] and lines[-1].split() == ["dead", "4", "4"]

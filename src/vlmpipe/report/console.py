@@ -48,7 +48,9 @@ def ranking_table(summary: dict[str, Any], width: int | None = None) -> Table:
             if need(cols) <= width:
                 break
             cols = [c for c in cols if c[1] != path]
-    table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False)
+    # a narrow table (a run with failed models only) must not wrap its title over several lines
+    table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False,
+                  min_width=min(len(title), width) if width else len(title))
     table.add_column("model", justify="left", no_wrap=True)
     for t, _, _ in cols:
         table.add_column(t, justify="right", no_wrap=True)
