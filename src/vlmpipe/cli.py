@@ -210,14 +210,19 @@ def models() -> None:
     """List the model catalogue: presets usable as `preset: NAME` in a model spec."""
     from .presets import PRESETS
 
-    table = Table(title="presets (served with vLLM; GPU memory from the specification's table)")
-    for col in ("preset", "Hugging Face id", "size", "weights", "quantization", "launch", "GPU memory GB"):
-        table.add_column(col)
+    # a compact table whose preset names (what a config needs) are never cut in an 80-column terminal; the
+    # Hugging Face id and the vLLM arguments follow, one line per preset, wrapping as lines do
+    table = Table(title="presets, served with vLLM (GPU GB: the specification's table)")
+    table.add_column("preset", no_wrap=True)
+    for col in ("size", "weights", "GPU GB"):
+        table.add_column(col, no_wrap=True)
     for p in PRESETS.values():
-        launch = ", ".join(f"{k}={v}" for k, v in p.launch.items())
-        table.add_row(p.name, p.hf_id, p.size, p.weights, p.quantization or "—", launch,
-                      f"{p.gpu_memory_gb[0]:.2f}–{p.gpu_memory_gb[1]:.2f}")
+        table.add_row(p.name, p.size, p.weights, f"{p.gpu_memory_gb[0]:.2f}–{p.gpu_memory_gb[1]:.2f}")
     console.print(table)
+    for p in PRESETS.values():
+        args = {**({"quantization": p.quantization} if p.quantization else {}), **p.launch}
+        launch = ", ".join(f"{k}={v}" for k, v in args.items())
+        console.print(f"{p.name}: {p.hf_id}; vLLM {launch}", highlight=False, markup=False)
 
 
 @app.command("import")
