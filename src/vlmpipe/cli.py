@@ -199,7 +199,7 @@ def bench(
         result = run_bench(config, settings, log=say)
     except (ConfigError, DatasetError) as err:
         _fail_start(str(err))
-    console.print(bench_table(result.bench))
+    console.print(bench_table(result.bench, width=console.width))
     console.print(f"bench: {result.run_dir / 'report' / 'summary.json'} (bench), "
                   f"{result.run_dir / 'report' / 'bench.png'}")
     raise typer.Exit(result.exit_code)
