@@ -52,3 +52,21 @@ def test_a_narrow_table_keeps_its_title_on_one_line() -> None:
     lines = [ln.strip() for ln in console.export_text().splitlines() if ln.strip()]
     assert lines[0] == "run down: 2 items × 2 repeats"  # was wrapped: "run down: 2 items" / "× 2 repeats"
     assert lines[1].split() == ["model", "n", "err"] and lines[-1].split() == ["dead", "4", "4"]
+
+
+def test_compare_table_names_every_model_and_field_whole_in_80_columns() -> None:
+    from vlmpipe.report.console import compare_table
+
+    result = {"models": {name: {"hallucinated_number_rate": {"a": 0.02, "b": 0.0, "diff": -0.02},
+                                "judge.ratio_mean": {"a": 0.868, "b": 0.852, "diff": -0.016,
+                                                     "intervals_overlap": True}}
+                         for name in ("Qwen2-VL-7B-Instruct", "Qwen2-VL-7B-Instruct-GPTQ-Int8")}}
+    console = Console(width=80, record=True)
+    console.print(compare_table(result))
+    lines = console.export_text().splitlines()
+    assert all(len(ln) <= 80 for ln in lines) and "…" not in "".join(lines)  # names were cut to "Qwen2-VL-7B-Ins…"
+    assert [ln.strip() for ln in lines if ln.startswith("Qwen")] == [
+        "Qwen2-VL-7B-Instruct: B − A", "Qwen2-VL-7B-Instruct-GPTQ-Int8: B − A"]
+    rows = [ln.strip("│ ").split() for ln in lines if ln.startswith("│")]
+    assert ["hallucinated_number_rate", "│", "0.02", "│", "0", "│", "-0.02"] in rows
+    assert ["judge.ratio_mean", "│", "0.868", "│", "0.852", "│", "-0.016", "│", "overlap"] in rows
