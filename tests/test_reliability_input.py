@@ -125,6 +125,8 @@ def test_decompression_bomb_is_refused_from_the_header_without_decoding() -> Non
         ({"[/bold]": 1}, "[/bold]: unknown key"),  # user text in the message is not console markup
         ({"repeats": "many"}, "repeats: Input should be a valid integer"),
         ({"models": [{"name": "m", "temperature": "hot"}]}, "models.0.temperature: Input should be a valid number"),
+        # found before any request is sent (it was found by the score stage, after every generation)
+        ({"metrics": {"enabled": ["chrf", "bleu"]}}, "metrics.enabled: unknown metric(s) ['bleu']"),
     ],
 )
 def test_bad_config_cannot_start_and_names_the_field(tmp_path: Path, config: dict[str, Any], message: str) -> None:

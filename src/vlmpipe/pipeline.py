@@ -24,7 +24,7 @@ from .keys import require_api_keys
 from .plan import make_plan
 from .references import apply_references
 from .runlog import run_log
-from .scoring import score_run
+from .scoring import enabled_metrics, score_run
 from .store import Store
 
 if TYPE_CHECKING:
@@ -137,7 +137,12 @@ def run(config: RunConfig | str | Path, *, show_progress: bool = True, max_time_
     cfg = config if isinstance(config, RunConfig) else load_config(config)
     cap = max_time_s if max_time_s is not None else cfg.max_run_time_s
     # could not start (ConfigError) before anything is written or sent
-    require_api_keys(cfg, source="config" if isinstance(config, RunConfig) else str(config))
+    source = "config" if isinstance(config, RunConfig) else str(config)
+    require_api_keys(cfg, source=source)
+    try:
+        enabled_metrics(cfg)  # an unknown metric name was found only after every generation had been sent
+    except ConfigError as err:
+        raise ConfigError(f"{source}: {err}") from None
     run_dir = Path(cfg.run_dir)
     dataset = load_items(cfg.dataset)  # DatasetError (could not start) before anything is written
     save_config(cfg, run_dir)
