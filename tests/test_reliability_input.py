@@ -127,6 +127,7 @@ def test_decompression_bomb_is_refused_from_the_header_without_decoding() -> Non
         ({"models": [{"name": "m", "temperature": "hot"}]}, "models.0.temperature: Input should be a valid number"),
         # found before any request is sent (it was found by the score stage, after every generation)
         ({"metrics": {"enabled": ["chrf", "bleu"]}}, "metrics.enabled: unknown metric(s) ['bleu']"),
+        ({"metrics": {"settings": {"bluert": {"checkpoint": "/m"}}}}, "metrics.settings: unknown metric(s) ['bluert']"),
     ],
 )
 def test_bad_config_cannot_start_and_names_the_field(tmp_path: Path, config: dict[str, Any], message: str) -> None:

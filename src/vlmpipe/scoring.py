@@ -30,6 +30,9 @@ def enabled_metrics(cfg: RunConfig) -> list[Metric]:
     unknown = [n for n in names if n not in REGISTRY]
     if unknown:
         raise ConfigError(f"metrics.enabled: unknown metric(s) {unknown}; known: {sorted(REGISTRY)}")
+    unknown = [n for n in cfg.metrics.settings if n not in REGISTRY]  # a typo here was silently ignored
+    if unknown:
+        raise ConfigError(f"metrics.settings: unknown metric(s) {unknown}; known: {sorted(REGISTRY)}")
     return [REGISTRY[n]() for n in names]
 
 
