@@ -170,3 +170,19 @@ def test_a_dataset_that_cannot_be_used_leaves_no_run_directory(tmp_path: Path, c
         result = CliRunner().invoke(app, [command, str(path), "--quiet"])
         assert result.exit_code == 2 and message in " ".join(result.stderr.split())
         assert not (tmp_path / "runs").exists()
+
+
+def test_a_run_directory_that_cannot_be_written_is_a_clear_error(tmp_path: Path) -> None:
+    """A file where the run directory should go: exit 2 and one line naming it, not a traceback."""
+    data = tmp_path / "data"
+    make_images(data, 1)
+    blocker = tmp_path / "runs"
+    blocker.write_text("not a folder")
+    path = write_config(tmp_path / "c.yaml", data, [model("m", "http://127.0.0.1:9/v1")])
+    result = CliRunner().invoke(app, ["run", str(path), "--quiet"])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert (f"{path}: output_dir: cannot write the run directory {blocker / 'r'}: Not a directory"
+            in " ".join(result.stderr.split()))
+    result = CliRunner().invoke(app, ["demo", "--out", str(blocker), "--quiet"])
+    assert result.exit_code == 2
+    assert f"--out {blocker}: cannot create the folder: a file is in the way" in " ".join(result.stderr.split())

@@ -303,7 +303,7 @@ def run_bench(config: RunConfig | str | Path, settings: BenchSettings | None = N
     require_api_keys(cfg, judge=False, source="config" if isinstance(config, RunConfig) else str(config))
     run_dir = Path(cfg.run_dir)
     dataset = load_items(cfg.dataset)  # DatasetError (could not start) before anything is written
-    save_config(cfg, run_dir)
+    save_config(cfg, run_dir, source="config" if isinstance(config, RunConfig) else str(config))
     with open_store(run_dir) as store:
         images = prepare_items(cfg, store, dataset)
         requests = build_requests(cfg, store, images)

@@ -92,8 +92,16 @@ def demo(
     from .demo import demo_config
     from .pipeline import run as run_pipeline
 
-    with _interruptible():
-        result = run_pipeline(demo_config(out), show_progress=not quiet)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        why = "a file is in the way" if out.is_file() else (err.strerror or str(err))
+        _fail_start(f"--out {out}: cannot create the folder: {why}")
+    try:
+        with _interruptible():
+            result = run_pipeline(demo_config(out), show_progress=not quiet)
+    except (ConfigError, DatasetError) as err:
+        _fail_start(str(err))
     _finish(result)
 
 

@@ -67,11 +67,18 @@ def open_store(run_dir: Path) -> Store:
     return Store(Path(run_dir) / "run.sqlite")
 
 
-def save_config(cfg: RunConfig, run_dir: Path) -> None:
-    """The resolved config beside the run: names of key variables, never their values."""
-    run_dir.mkdir(parents=True, exist_ok=True)
+def save_config(cfg: RunConfig, run_dir: Path, *, source: str = "config") -> None:
+    """The resolved config beside the run: names of key variables, never their values.
+
+    A run directory that cannot be created or written (a file in the way, no permission) is a
+    :class:`ConfigError` naming ``output_dir``, not a traceback."""
     text = yaml.safe_dump(cfg.public_dict(), allow_unicode=True, sort_keys=False)
-    (run_dir / "config.yaml").write_text(text, encoding="utf-8")
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.yaml").write_text(text, encoding="utf-8")
+    except OSError as err:
+        raise ConfigError(f"{source}: output_dir: cannot write the run directory {run_dir}: "
+                          f"{err.strerror or err}") from None
 
 
 def load_run_config(run_dir: str | Path) -> RunConfig:
@@ -145,7 +152,7 @@ def run(config: RunConfig | str | Path, *, show_progress: bool = True, max_time_
         raise ConfigError(f"{source}: {err}") from None
     run_dir = Path(cfg.run_dir)
     dataset = load_items(cfg.dataset)  # DatasetError (could not start) before anything is written
-    save_config(cfg, run_dir)
+    save_config(cfg, run_dir, source=source)
     with run_log(cfg, run_dir), open_store(run_dir) as store:
         store.set_meta("stopped", None)
         images = prepare_items(cfg, store, dataset)
