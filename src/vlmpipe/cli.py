@@ -45,6 +45,15 @@ def _interruptible() -> Iterator[None]:
         raise typer.Exit(130) from None
 
 
+def _make_out_dir(out: Path) -> None:
+    """The folder an ``--out`` option names, or a one-line error (exit 2) instead of a traceback."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        why = "a file is in the way" if out.is_file() else (err.strerror or str(err))
+        _fail_start(f"--out {out}: cannot create the folder: {why}")
+
+
 def _ranking_table(summary: dict[str, Any]) -> Table:
     from .report.console import ranking_table
 
@@ -92,11 +101,7 @@ def demo(
     from .demo import demo_config
     from .pipeline import run as run_pipeline
 
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        why = "a file is in the way" if out.is_file() else (err.strerror or str(err))
-        _fail_start(f"--out {out}: cannot create the folder: {why}")
+    _make_out_dir(out)
     try:
         with _interruptible():
             result = run_pipeline(demo_config(out), show_progress=not quiet)
@@ -161,6 +166,8 @@ def compare(
     from .compare import HEADLINE, compare_runs
     from .report.console import compare_table
 
+    if out is not None:
+        _make_out_dir(out)
     try:
         result = compare_runs(run_a, run_b, out=out)
     except FileNotFoundError as err:
