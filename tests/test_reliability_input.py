@@ -186,3 +186,17 @@ def test_a_run_directory_that_cannot_be_written_is_a_clear_error(tmp_path: Path)
     result = CliRunner().invoke(app, ["demo", "--out", str(blocker), "--quiet"])
     assert result.exit_code == 2
     assert f"--out {blocker}: cannot create the folder: a file is in the way" in " ".join(result.stderr.split())
+
+
+def test_a_store_that_is_not_a_database_is_a_clear_error(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    make_images(data, 1)
+    run_dir = tmp_path / "runs" / "r"
+    run_dir.mkdir(parents=True)
+    write_config(run_dir / "config.yaml", data, [model("m", "http://127.0.0.1:9/v1")])
+    (run_dir / "run.sqlite").write_text("not a database")
+    for command in ("report", "score"):
+        result = CliRunner().invoke(app, [command, str(run_dir)])
+        assert result.exit_code == 2, result.output  # was a sqlite3.DatabaseError traceback
+        assert (f"{run_dir / 'run.sqlite'}: cannot be read as the run's store (file is not a database)"
+                in " ".join(result.stderr.split()))

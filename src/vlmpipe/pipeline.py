@@ -9,6 +9,7 @@ import asyncio
 import concurrent.futures
 import hashlib
 import logging
+import sqlite3
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,7 +65,13 @@ class RunResult:
 
 
 def open_store(run_dir: Path) -> Store:
-    return Store(Path(run_dir) / "run.sqlite")
+    """The run's store; a file that is not a SQLite database is a :class:`ConfigError`, not a traceback."""
+    path = Path(run_dir) / "run.sqlite"
+    try:
+        return Store(path)
+    except sqlite3.DatabaseError as err:
+        raise ConfigError(f"{path}: cannot be read as the run's store ({err}); restore it, or start the run "
+                          "in a new folder") from None
 
 
 def save_config(cfg: RunConfig, run_dir: Path, *, source: str = "config") -> None:
