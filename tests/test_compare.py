@@ -59,3 +59,15 @@ def test_compare_out_that_is_a_file_is_a_clear_error(tmp_path: Path) -> None:
     res = CliRunner().invoke(app, ["compare", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(blocker)])
     assert res.exit_code == 2  # was a FileExistsError traceback
     assert f"--out {blocker}: cannot create the folder: a file is in the way" in " ".join(res.stderr.split())
+
+
+def test_compare_with_a_broken_summary_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "a" / "report").mkdir(parents=True)
+    (tmp_path / "a" / "report" / "summary.json").write_text(json.dumps(_summary(0.8, [0.76, 0.84], 1.0)))
+    (tmp_path / "b" / "report").mkdir(parents=True)
+    (tmp_path / "b" / "report" / "summary.json").write_text('{"schema": 1, "mod')  # cut short
+    res = CliRunner().invoke(app, ["compare", str(tmp_path / "a"), str(tmp_path / "b")])
+    assert res.exit_code == 2  # was a JSONDecodeError traceback
+    text = " ".join(res.stderr.split())
+    assert f"{tmp_path / 'b' / 'report' / 'summary.json'}: not valid JSON" in text
+    assert f"run `vlmpipe report {tmp_path / 'b'}` to write it again" in text

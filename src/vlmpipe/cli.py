@@ -170,7 +170,7 @@ def compare(
         _make_out_dir(out)
     try:
         result = compare_runs(run_a, run_b, out=out)
-    except FileNotFoundError as err:
+    except (FileNotFoundError, ValueError) as err:
         _fail_start(str(err))
     console.print(f"A = {run_a}\nB = {run_b}", highlight=False)
     if result["models"]:
