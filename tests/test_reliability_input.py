@@ -200,3 +200,22 @@ def test_a_store_that_is_not_a_database_is_a_clear_error(tmp_path: Path) -> None
         assert result.exit_code == 2, result.output  # was a sqlite3.DatabaseError traceback
         assert (f"{run_dir / 'run.sqlite'}: cannot be read as the run's store (file is not a database)"
                 in " ".join(result.stderr.split()))
+
+
+def test_config_and_manifest_saved_as_windows_1251_are_clear_errors(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    make_images(data, 1)
+    path = write_config(tmp_path / "c.yaml", data, [model("m", "http://127.0.0.1:9/v1")])
+    path.write_bytes((path.read_text(encoding="utf-8") + "system_prompt: Привет\n").encode("cp1251"))
+    result = CliRunner().invoke(app, ["run", str(path), "--quiet"])
+    assert result.exit_code == 2  # was a UnicodeDecodeError traceback
+    assert f"{path}: not UTF-8 text (invalid continuation byte at byte" in " ".join(result.stderr.split())
+    manifest = data / "m.jsonl"
+    manifest.write_bytes('{"id": "a", "image": "img_0.png", "reference": "Привет"}\n'.encode("cp1251"))  # byte 48: "П"
+    path = write_config(tmp_path / "c.yaml", data, [model("m", "http://127.0.0.1:9/v1")],
+                        dataset={"path": str(data), "manifest": str(manifest)})
+    result = CliRunner().invoke(app, ["run", str(path), "--quiet"])
+    assert result.exit_code == 2
+    assert f"{manifest}: not UTF-8 text (invalid continuation byte at byte 48); save the manifest as UTF-8" in " ".join(
+        result.stderr.split())
+    assert not (tmp_path / "runs").exists()
