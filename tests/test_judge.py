@@ -283,6 +283,22 @@ def test_max_cost_stops_before_exceeding(tmp_path: Path, candidates) -> None:
         assert len(judge_srv.requests) == round(out.cost_usd / per)
 
 
+def test_judge_settings_that_cannot_work_stop_the_run_before_generating(tmp_path: Path, candidates) -> None:
+    cfg = make_config(tmp_path, candidates.url, "http://127.0.0.1:9/v1", max_cost=1.0, prices={})
+    path = tmp_path / "c.yaml"
+    path.write_text(json.dumps(cfg.public_dict()), encoding="utf-8")  # JSON is YAML
+    res = CliRunner().invoke(app, ["run", str(path), "-q"])
+    assert res.exit_code == 2 and len(candidates.requests) == 0  # it used to fail after every generation
+    assert (f"{path}: a judge cost limit is set but judge.prices is not" in " ".join(res.stderr.split()))
+    assert not cfg.run_dir.exists()
+    # `vlmpipe judge RUN --max-cost` on a run without prices names the file to edit
+    cfg = _generated_run(tmp_path / "second", candidates.url, prices={})
+    res = CliRunner().invoke(app, ["judge", str(cfg.run_dir), "--max-cost", "1", "-q"])
+    assert res.exit_code == 2
+    assert (f"{cfg.run_dir / 'config.yaml'}: a judge cost limit is set but judge.prices is not"
+            in " ".join(res.stderr.split()))
+
+
 def test_cli_judge_command_and_not_configured_message(tmp_path: Path, candidates) -> None:
     cfg = _generated_run(tmp_path, candidates.url)
     summary = json.loads((cfg.run_dir / "report" / "summary.json").read_text(encoding="utf-8"))

@@ -155,6 +155,10 @@ def run(config: RunConfig | str | Path, *, show_progress: bool = True, max_time_
     require_api_keys(cfg, source=source)
     try:
         enabled_metrics(cfg)  # an unknown metric name was found only after every generation had been sent
+        if cfg.judge.enabled:  # and so were judge settings that cannot work
+            from .judge.run import check_judge_settings
+
+            check_judge_settings(cfg)
     except ConfigError as err:
         raise ConfigError(f"{source}: {err}") from None
     run_dir = Path(cfg.run_dir)
@@ -231,7 +235,10 @@ def judge(run_dir: str | Path, *, max_cost: float | None = None, limit: int | No
     require_api_keys(cfg, generate=False, judge=True, source=str(Path(run_dir) / "config.yaml"))
     with open_store(Path(run_dir)) as store:
         apply_references(cfg, store)
-        outcome = judge_run(cfg, store, max_cost=max_cost, limit=limit, show_progress=show_progress)
+        try:
+            outcome = judge_run(cfg, store, max_cost=max_cost, limit=limit, show_progress=show_progress)
+        except ConfigError as err:  # say which file to edit
+            raise ConfigError(f"{Path(run_dir) / 'config.yaml'}: {err}") from None
         summary = write_report(cfg, store, Path(run_dir))
     failed = any((m.get("judge") or {}).get("n_failed") for m in summary["models"].values())
     return RunResult(Path(run_dir), summary, EXIT_FAILED_ITEMS if failed else EXIT_OK, outcome.requested,

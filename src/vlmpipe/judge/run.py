@@ -200,6 +200,18 @@ async def _judge_one(cfg: RunConfig, client: JudgeClient, templates: JudgeTempla
     return row
 
 
+def check_judge_settings(cfg: RunConfig, max_cost: float | None = None) -> None:
+    """:class:`ConfigError` for judge settings that cannot work; ``vlmpipe run`` calls it before generating, so
+    that such a config stops before anything is sent, not after every generation."""
+    max_cost = cfg.judge.max_cost if max_cost is None else max_cost
+    if max_cost is not None and not cfg.judge.prices:
+        raise ConfigError("a judge cost limit is set but judge.prices is not: give USD per 1M tokens, "
+                          "e.g. judge.prices: {prompt: 0.15, completion: 0.6}")
+    unknown = set(cfg.judge.prices) - {"prompt", "completion"}
+    if unknown:
+        raise ConfigError(f"judge.prices: unknown key(s) {sorted(unknown)}; use 'prompt' and 'completion'")
+
+
 async def judge_run_async(cfg: RunConfig, store: Store, *, images: dict[str, PreparedImage | str] | None = None,
                           max_cost: float | None = None, limit: int | None = None,
                           show_progress: bool = True, client: JudgeClient | None = None) -> JudgeOutcome:
@@ -210,12 +222,7 @@ async def judge_run_async(cfg: RunConfig, store: Store, *, images: dict[str, Pre
         raise ConfigError("judge.model is not set: the judge stage needs a model (see docs/judge.md)")
     max_cost = cfg.judge.max_cost if max_cost is None else max_cost
     limit = cfg.judge.limit if limit is None else limit
-    if max_cost is not None and not cfg.judge.prices:
-        raise ConfigError("a judge cost limit is set but judge.prices is not: give USD per 1M tokens, "
-                          "e.g. judge.prices: {prompt: 0.15, completion: 0.6}")
-    unknown = set(cfg.judge.prices) - {"prompt", "completion"}
-    if unknown:
-        raise ConfigError(f"judge.prices: unknown key(s) {sorted(unknown)}; use 'prompt' and 'completion'")
+    check_judge_settings(cfg, max_cost)
     templates = load_templates(cfg.judge.template_dir)
     signature = judge_signature(cfg, templates)
     set_judge_meta(store, {"signature": signature, "mode": cfg.judge.mode, "seed": cfg.judge.seed,
