@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from jinja2 import TemplateError
+
 from ..config import ConfigError, RunConfig
 from ..dataset import Item, load_image
 from ..generate import GIVE_UP_AFTER
@@ -32,7 +34,7 @@ from ..providers.base import Generation, Request
 from ..store import Store
 from .client import JudgeClient
 from .parse import SCORE_MAX, SCORE_MIN, JudgeParseError, parse_verdict
-from .prompts import JudgeTemplates, load_templates, render
+from .prompts import SYSTEM_TEMPLATE, USER_TEMPLATE, JudgeTemplates, load_templates, render
 from .store import done_keys, put_judgement, set_judge_meta, total_cost
 
 log = logging.getLogger("vlmpipe.judge")
@@ -210,6 +212,25 @@ def check_judge_settings(cfg: RunConfig, max_cost: float | None = None) -> None:
     unknown = set(cfg.judge.prices) - {"prompt", "completion"}
     if unknown:
         raise ConfigError(f"judge.prices: unknown key(s) {sorted(unknown)}; use 'prompt' and 'completion'")
+    check_templates(cfg.judge.template_dir)
+
+
+def check_templates(template_dir: Path | None) -> None:
+    """A ``judge.template_dir`` that is missing, holds neither template, or whose templates do not render is a
+    :class:`ConfigError` (a misspelt folder silently gave the bundled prompts; a broken one failed mid-stage)."""
+    if template_dir is None:
+        return
+    names = (SYSTEM_TEMPLATE, USER_TEMPLATE)
+    if not Path(template_dir).is_dir():
+        raise ConfigError(f"judge.template_dir: {template_dir} is not a folder")
+    if not any((Path(template_dir) / n).is_file() for n in names):
+        raise ConfigError(f"judge.template_dir: {template_dir} holds neither {names[0]} nor {names[1]}")
+    try:
+        render(load_templates(template_dir), instruction="i", answer_a="a", answer_b="b")
+    except TemplateError as err:
+        where = f" (line {err.lineno})" if getattr(err, "lineno", None) else ""
+        raise ConfigError(f"judge.template_dir: {template_dir}: a template does not render{where}: {err}; "
+                          "the variables are instruction, answer_a and answer_b") from None
 
 
 async def judge_run_async(cfg: RunConfig, store: Store, *, images: dict[str, PreparedImage | str] | None = None,
