@@ -160,3 +160,17 @@ def test_bench_table_fits_80_columns_without_cutting_figures() -> None:
     wide = render(220)
     header = next(ln for ln in wide if ln.lstrip().startswith("model"))
     assert all(c in header for c in COLUMNS) and "wider terminal" not in " ".join(wide)
+
+
+def test_bench_says_why_requests_failed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(gpu, "load_nvml", lambda: (None, "NVML unavailable: test has no GPU"))
+    data = tmp_path / "data"
+    data.mkdir()
+    Image.new("RGB", (16, 16), (80, 10, 10)).save(data / "s0.png")
+    cfg = config_from_dict({"name": "dead", "output_dir": str(tmp_path / "runs"), "dataset": {"path": str(data)},
+                            "models": [{"name": "dead", "base_url": "http://127.0.0.1:9/v1"}]})
+    said: list[str] = []
+    result = run_bench(cfg, BenchSettings(levels=[1], requests=2, warmup=0), log=said.append)
+    assert result.exit_code == 1
+    assert said == ["dead @ 1: 0/2 ok, 0.00 req/s; errors: connection: 2; first: connection to "
+                    "http://127.0.0.1:9/v1 failed: ConnectError: All connection attempts failed"]

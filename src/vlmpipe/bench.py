@@ -257,8 +257,12 @@ async def bench_model(cfg: RunConfig, spec: ModelSpec, requests: list[Request], 
                 })
                 put_bench(store, spec.name, level, result)
                 results.append(result)
+                failed = next((g.error for g in gens if g.error), None)  # why, not only how many
+                why = "" if failed is None else (
+                    f"; errors: {', '.join(f'{k}: {v}' for k, v in result['errors_by_kind'].items())}; "
+                    f"first: {failed}")
                 log(f"{spec.name} @ {level}: {result['completed']}/{result['requests']} ok, "
-                    f"{result['request_throughput'] or 0:.2f} req/s")
+                    f"{result['request_throughput'] or 0:.2f} req/s{why}")
         finally:
             await provider.aclose()
     return results
