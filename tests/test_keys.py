@@ -34,6 +34,10 @@ def test_unset_or_empty_key_variables_are_named_with_their_field() -> None:
     assert "remove api_key_env for a server that needs no key" in lines[2]
     require_api_keys(cfg, environ={KEY_VAR: "k", "JUDGE_KEY": "k"})  # both set: fine
     require_api_keys(cfg, judge=False, environ={KEY_VAR: "k"})  # bench: the judge is not called
+    with_ref = _cfg(references={"source": "model", "model": {"name": "gpt-4o", "api_key_env": "REF_KEY"}})
+    with pytest.raises(ConfigError, match=r"references\.model\.api_key_env \(gpt-4o\): .* REF_KEY is not set"):
+        require_api_keys(with_ref, environ={KEY_VAR: "k"})
+    require_api_keys(with_ref, references=False, judge=False, environ={KEY_VAR: "k"})  # bench: no reference model
     with pytest.raises(ConfigError, match=r"judge\.model"):  # `vlmpipe judge RUN`: only the judge's key matters
         require_api_keys(cfg, generate=False, judge=True, environ={})
     require_api_keys(_cfg(judge={"enabled": False, "model": {"name": "j", "api_key_env": "JUDGE_KEY"}}),

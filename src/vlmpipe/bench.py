@@ -304,7 +304,7 @@ def run_bench(config: RunConfig | str | Path, settings: BenchSettings | None = N
 
     cfg = config if isinstance(config, RunConfig) else load_config(config)
     settings = settings or BenchSettings()
-    require_api_keys(cfg, judge=False, source="config" if isinstance(config, RunConfig) else str(config))
+    require_api_keys(cfg, references=False, judge=False, source="config" if isinstance(config, RunConfig) else str(config))
     run_dir = Path(cfg.run_dir)
     dataset = load_items(cfg.dataset)  # DatasetError (could not start) before anything is written
     save_config(cfg, run_dir, source="config" if isinstance(config, RunConfig) else str(config))

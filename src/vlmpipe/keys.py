@@ -20,19 +20,21 @@ def _missing(field: str, spec: ModelSpec | None, env: Mapping[str, str]) -> str 
     return f"{field}.api_key_env ({spec.name}): the environment variable {spec.api_key_env} is not set"
 
 
-def require_api_keys(cfg: RunConfig, *, generate: bool = True, judge: bool | None = None, source: str = "config",
+def require_api_keys(cfg: RunConfig, *, generate: bool = True, references: bool | None = None,
+                     judge: bool | None = None, source: str = "config",
                      environ: Mapping[str, str] | None = None) -> None:
     """Raise :class:`ConfigError` when a key variable of a model the stage will call is unset or empty.
 
-    ``generate``: the candidates and, with ``references.source: model``, the reference model;
-    ``judge``: the judge model (default: when ``judge.enabled``); ``source``: the config file, for the message.
+    ``generate``: the candidates; ``references`` (default: as ``generate``): the reference model, with
+    ``references.source: model``; ``judge``: the judge model (default: when ``judge.enabled``); ``source``: the
+    config file, for the message.
     """
     env = os.environ if environ is None else environ
     found: list[str | None] = []
     if generate:
         found += [_missing(f"models.{i}", spec, env) for i, spec in enumerate(cfg.models)]
-        if cfg.references.source == "model":
-            found.append(_missing("references.model", cfg.references.model, env))
+    if (generate if references is None else references) and cfg.references.source == "model":
+        found.append(_missing("references.model", cfg.references.model, env))
     if cfg.judge.enabled if judge is None else judge:
         found.append(_missing("judge.model", cfg.judge.model, env))
     problems = [p for p in found if p]
