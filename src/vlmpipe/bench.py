@@ -304,10 +304,11 @@ def run_bench(config: RunConfig | str | Path, settings: BenchSettings | None = N
 
     cfg = config if isinstance(config, RunConfig) else load_config(config)
     settings = settings or BenchSettings()
-    require_api_keys(cfg, references=False, judge=False, source="config" if isinstance(config, RunConfig) else str(config))
+    source = "config" if isinstance(config, RunConfig) else str(config)
+    require_api_keys(cfg, references=False, judge=False, source=source)
     run_dir = Path(cfg.run_dir)
     dataset = load_items(cfg.dataset)  # DatasetError (could not start) before anything is written
-    save_config(cfg, run_dir, source="config" if isinstance(config, RunConfig) else str(config))
+    save_config(cfg, run_dir, source=source)
     with open_store(run_dir) as store:
         images = prepare_items(cfg, store, dataset)
         requests = build_requests(cfg, store, images)
