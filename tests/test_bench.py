@@ -128,3 +128,49 @@ def test_bench_cli_rejects_bad_levels_and_lists_presets(tmp_path: Path) -> None:
     for name in ("qwen2-vl-7b-instruct ", "qwen2-vl-2b-instruct-awq", "Qwen/Qwen2-VL-7B-Instruct-GPTQ-Int8",
                  "16.07–21.56", "2.88–8.18"):
         assert name in res.output
+
+
+def test_bench_table_fits_80_columns_without_cutting_figures() -> None:
+    from rich.console import Console
+
+    from vlmpipe.bench_report import COLUMNS, bench_table
+
+    dist = {"p50": 0.0123, "p99": 0.0456}
+    level = {"completed": 16, "requests": 16, "request_throughput": 7.5, "output_tokens_per_s": 412.3,
+             "ttft_s": dist, "tpot_s": dist, "itl_s": dist, "e2e_latency_s": {"p50": 1.25, "p99": 2.5},
+             "error_rate": 0.0, "freezes": 1}
+    section = {"models": {"Qwen2-VL-7B-Instruct-AWQ": {"levels": {"1": level, "16": level},
+                                                          "prefix_caching": "on"}}}
+
+    def render(width: int) -> list[str]:
+        console = Console(width=width, record=True)
+        console.print(bench_table(section, width=width))
+        return console.export_text().splitlines()
+
+    narrow = render(80)
+    assert all(len(ln) <= 80 for ln in narrow) and "…" not in "".join(narrow)  # was 16 columns cut to "f…"
+    header = next(ln for ln in narrow if ln.lstrip().startswith("model"))
+    assert header.split() == ["model", "conc.", "req/s", "TTFT", "p50", "TPOT", "p50", "E2E", "p50", "errors",
+                              "freezes"]
+    row = next(ln for ln in narrow if ln.lstrip().startswith("Qwen"))
+    assert row.split()[1:] == ["1", "7.50", "12.3", "12.3", "1250.0", "0%", "1"]
+    body = narrow[narrow.index(row):]  # a long model name folds over lines instead of being cut
+    assert "".join(ln.split()[0] for ln in body[:3]) == "Qwen2-VL-7B-Instruct-AWQ"
+    assert "a wider terminal shows ok/n, tok/s" in " ".join(" ".join(narrow).split())
+    wide = render(220)
+    header = next(ln for ln in wide if ln.lstrip().startswith("model"))
+    assert all(c in header for c in COLUMNS) and "wider terminal" not in " ".join(wide)
+
+
+def test_bench_says_why_requests_failed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(gpu, "load_nvml", lambda: (None, "NVML unavailable: test has no GPU"))
+    data = tmp_path / "data"
+    data.mkdir()
+    Image.new("RGB", (16, 16), (80, 10, 10)).save(data / "s0.png")
+    cfg = config_from_dict({"name": "dead", "output_dir": str(tmp_path / "runs"), "dataset": {"path": str(data)},
+                            "models": [{"name": "dead", "base_url": "http://127.0.0.1:9/v1"}]})
+    said: list[str] = []
+    result = run_bench(cfg, BenchSettings(levels=[1], requests=2, warmup=0), log=said.append)
+    assert result.exit_code == 1
+    assert said == ["dead @ 1: 0/2 ok, 0.00 req/s; errors: connection: 2; first: connection to "
+                    "http://127.0.0.1:9/v1 failed: ConnectError: All connection attempts failed"]

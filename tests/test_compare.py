@@ -48,3 +48,26 @@ def test_compare_cli(tmp_path: Path) -> None:
     missing = CliRunner().invoke(app, ["compare", str(tmp_path / "a"), str(tmp_path / "empty")],
                                  env={"COLUMNS": "300"})
     assert missing.exit_code == 2 and "no report/summary.json" in missing.output
+
+
+def test_compare_out_that_is_a_file_is_a_clear_error(tmp_path: Path) -> None:
+    for name in ("a", "b"):
+        (tmp_path / name / "report").mkdir(parents=True)
+        (tmp_path / name / "report" / "summary.json").write_text(json.dumps(_summary(0.8, [0.76, 0.84], 1.0)))
+    blocker = tmp_path / "out.txt"
+    blocker.write_text("x")
+    res = CliRunner().invoke(app, ["compare", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(blocker)])
+    assert res.exit_code == 2  # was a FileExistsError traceback
+    assert f"--out {blocker}: cannot create the folder: a file is in the way" in " ".join(res.stderr.split())
+
+
+def test_compare_with_a_broken_summary_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "a" / "report").mkdir(parents=True)
+    (tmp_path / "a" / "report" / "summary.json").write_text(json.dumps(_summary(0.8, [0.76, 0.84], 1.0)))
+    (tmp_path / "b" / "report").mkdir(parents=True)
+    (tmp_path / "b" / "report" / "summary.json").write_text('{"schema": 1, "mod')  # cut short
+    res = CliRunner().invoke(app, ["compare", str(tmp_path / "a"), str(tmp_path / "b")])
+    assert res.exit_code == 2  # was a JSONDecodeError traceback
+    text = " ".join(res.stderr.split())
+    assert f"{tmp_path / 'b' / 'report' / 'summary.json'}: not valid JSON" in text
+    assert f"run `vlmpipe report {tmp_path / 'b'}` to write it again" in text

@@ -42,3 +42,31 @@ def test_narrow_terminal_drops_columns_not_names() -> None:
     header = next(ln for ln in lines if "model" in ln)
     assert "judge [95%]" in header and "chrF" in header and "GPU GB" not in header
     assert any("Qwen2-VL-2B-Instruct-AWQ" in ln for ln in lines)
+
+
+def test_a_narrow_table_keeps_its_title_on_one_line() -> None:
+    summary = {"run": {"name": "down", "items": 2, "repeats": 2},
+               "models": {"dead": {"role": "candidate", "n": 4, "n_errors": 4, "latency_s": None}}}
+    console = Console(width=80, record=True)
+    console.print(ranking_table(summary, width=80))
+    lines = [ln.strip() for ln in console.export_text().splitlines() if ln.strip()]
+    assert lines[0] == "run down: 2 items × 2 repeats"  # was wrapped: "run down: 2 items" / "× 2 repeats"
+    assert lines[1].split() == ["model", "n", "err"] and lines[-1].split() == ["dead", "4", "4"]
+
+
+def test_compare_table_names_every_model_and_field_whole_in_80_columns() -> None:
+    from vlmpipe.report.console import compare_table
+
+    result = {"models": {name: {"hallucinated_number_rate": {"a": 0.02, "b": 0.0, "diff": -0.02},
+                                "judge.ratio_mean": {"a": 0.868, "b": 0.852, "diff": -0.016,
+                                                     "intervals_overlap": True}}
+                         for name in ("Qwen2-VL-7B-Instruct", "Qwen2-VL-7B-Instruct-GPTQ-Int8")}}
+    console = Console(width=80, record=True)
+    console.print(compare_table(result))
+    lines = console.export_text().splitlines()
+    assert all(len(ln) <= 80 for ln in lines) and "…" not in "".join(lines)  # names were cut to "Qwen2-VL-7B-Ins…"
+    assert [ln.strip() for ln in lines if ln.startswith("Qwen")] == [
+        "Qwen2-VL-7B-Instruct: B − A", "Qwen2-VL-7B-Instruct-GPTQ-Int8: B − A"]
+    rows = [ln.strip("│ ").split() for ln in lines if ln.startswith("│")]
+    assert ["hallucinated_number_rate", "│", "0.02", "│", "0", "│", "-0.02"] in rows
+    assert ["judge.ratio_mean", "│", "0.868", "│", "0.852", "│", "-0.016", "│", "overlap"] in rows

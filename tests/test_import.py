@@ -133,3 +133,13 @@ def test_import_original_rejects_misaligned_auto_metrics(tmp_path: Path) -> None
     auto.to_excel(res / "auto_metrics_stats.xlsx", index=False)
     with pytest.raises(ImportDataError, match="do not match"):
         import_original(res, None, tmp_path / "run")
+
+
+def test_cli_import_out_that_is_a_file_is_a_clear_error(tmp_path: Path) -> None:
+    src = tmp_path / "g.csv"
+    src.write_text("model,text\nm,Заказ отменили\n", encoding="utf-8")
+    blocker = tmp_path / "run"
+    blocker.write_text("x")
+    res = runner.invoke(app, ["import", "--format", "table", "--results", str(src), "--out", str(blocker)])
+    assert res.exit_code == 2  # was a FileExistsError traceback
+    assert f"--out {blocker}: cannot create the run directory: a file is in the way" in " ".join(res.output.split())

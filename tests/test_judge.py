@@ -239,11 +239,29 @@ def test_interrupted_by_server_failure_resumes_only_the_unfinished(tmp_path: Pat
             cfg.judge.model.base_url = dying.url  # type: ignore[union-attr]
             first = judge_run(cfg, store, show_progress=False)
         assert first.judged == 10 and first.failed == 22
+        # why they failed is said (console note, logs/run.log), not only stored in judgements.csv
+        (why,) = [n for n in first.notes if "failed" in n]
+        assert why.startswith("judge: 22 judgement(s) failed (http_503: 22); first: ") and "HTTP 503" in why
         with FakeOpenAIServer(responder=BiasedJudge()) as healthy:
             cfg.judge.model.base_url = healthy.url  # type: ignore[union-attr]
             second = judge_run(cfg, store, show_progress=False)
             assert len(healthy.requests) == 22 and second.judged == 22
         assert all(r["error"] is None for r in judgements(store))
+
+
+def test_an_unreachable_judge_server_is_given_up_after_a_few_requests(tmp_path: Path, candidates) -> None:
+    cfg = _generated_run(tmp_path, candidates.url)  # 32 judgements to make; the judge's port is closed
+    with open_store(cfg.run_dir) as store:
+        outcome = judge_run(cfg, store, show_progress=False)
+        stored = judgements(store)
+    # 5 connection failures in a row give the server up; at most the 3 other workers' requests were in flight
+    assert 5 <= outcome.requested == outcome.failed == len(stored) <= 5 + 3
+    assert outcome.judged == 0 and outcome.remaining == 32 - outcome.requested
+    assert {r["error_kind"] for r in stored} == {"connection"}
+    assert outcome.given_up == ("the judge server judge at http://127.0.0.1:9/v1 failed 5 requests in a row and "
+                                "none succeeded")
+    assert f"judge: {outcome.given_up}: {outcome.remaining} judgement(s) not sent; run `vlmpipe judge RUN` again " \
+           "once it answers" in outcome.notes
 
 
 def test_max_cost_stops_before_exceeding(tmp_path: Path, candidates) -> None:
@@ -263,6 +281,22 @@ def test_max_cost_stops_before_exceeding(tmp_path: Path, candidates) -> None:
         assert out.cost_usd <= budget
         assert budget - out.cost_usd < 1.5 * per  # it stopped only when one more would have exceeded it
         assert len(judge_srv.requests) == round(out.cost_usd / per)
+
+
+def test_judge_settings_that_cannot_work_stop_the_run_before_generating(tmp_path: Path, candidates) -> None:
+    cfg = make_config(tmp_path, candidates.url, "http://127.0.0.1:9/v1", max_cost=1.0, prices={})
+    path = tmp_path / "c.yaml"
+    path.write_text(json.dumps(cfg.public_dict()), encoding="utf-8")  # JSON is YAML
+    res = CliRunner().invoke(app, ["run", str(path), "-q"])
+    assert res.exit_code == 2 and len(candidates.requests) == 0  # it used to fail after every generation
+    assert (f"{path}: a judge cost limit is set but judge.prices is not" in " ".join(res.stderr.split()))
+    assert not cfg.run_dir.exists()
+    # `vlmpipe judge RUN --max-cost` on a run without prices names the file to edit
+    cfg = _generated_run(tmp_path / "second", candidates.url, prices={})
+    res = CliRunner().invoke(app, ["judge", str(cfg.run_dir), "--max-cost", "1", "-q"])
+    assert res.exit_code == 2
+    assert (f"{cfg.run_dir / 'config.yaml'}: a judge cost limit is set but judge.prices is not"
+            in " ".join(res.stderr.split()))
 
 
 def test_cli_judge_command_and_not_configured_message(tmp_path: Path, candidates) -> None:

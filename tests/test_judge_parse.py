@@ -56,3 +56,25 @@ def test_template_dir_overrides_one_template(tmp_path) -> None:
     assert user == "A=а B=б I=инструкция"
     assert t.sha != load_templates().sha
     assert "judge_system.j2" in t.origin and str(tmp_path) in t.origin
+
+
+def test_a_template_dir_that_cannot_work_is_a_config_error(tmp_path) -> None:
+    from vlmpipe.config import ConfigError
+    from vlmpipe.judge.run import check_templates
+
+    with pytest.raises(ConfigError, match=r"judge.template_dir: .*my_prmopts is not a folder"):
+        check_templates(tmp_path / "my_prmopts")  # misspelt: the bundled prompts were used without a word
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ConfigError, match=r"holds neither judge_system\.j2 nor judge_user\.j2"):
+        check_templates(tmp_path / "empty")
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "judge_user.j2").write_text("Answer A: {{ answer_a }}\nAnswer C: {{ answer_c }}\n")
+    with pytest.raises(ConfigError, match=r"a template does not render: 'answer_c' is undefined; the variables are "
+                                          r"instruction, answer_a and answer_b"):
+        check_templates(broken)
+    (broken / "judge_user.j2").write_text("{% if answer_a %}A: {{ answer_a }}\n")  # unclosed block
+    with pytest.raises(ConfigError, match=r"a template does not render \(line 1\)"):
+        check_templates(broken)
+    (broken / "judge_user.j2").write_text("A: {{ answer_a }} B: {{ answer_b }} ({{ instruction }})\n")
+    check_templates(broken)  # good: no error

@@ -109,6 +109,19 @@ async def test_missing_vllm_fails_the_model_with_a_clear_reason(tmp_path: Path) 
         assert "pip install vllm" in served.error
 
 
+def test_a_server_that_cannot_start_is_reported_in_the_run_log(tmp_path: Path) -> None:
+    """The reason reaches the console (a WARNING) and logs/run.log, not only the report."""
+    cfg = config_from_dict({"name": "nov", "output_dir": str(tmp_path / "runs"),
+                            "dataset": {"path": str(make_dataset(tmp_path))}, "repeats": 1,
+                            "metrics": {"enabled": []}, "references": {"source": "none"},
+                            "models": [{"name": "m", "launch": {"executable": "vllm-not-installed-here"}}]})
+    result = run(cfg, show_progress=False)
+    assert result.exit_code == 1
+    log = (result.run_dir / "logs" / "run.log").read_text(encoding="utf-8")
+    assert ("WARNING vlmpipe: model m: 2 generation(s) not sent: cannot start the server of m: "
+            "'vllm-not-installed-here' not found") in log
+
+
 def test_run_launches_waits_stops_and_survives_a_crashing_server(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(gpu, "load_nvml", lambda: (None, "NVML unavailable: test has no GPU"))

@@ -65,3 +65,21 @@ async def test_replicas_share_the_requests_round_robin() -> None:
         assert all(g.ok for g in gens)
         assert [g.extra["replica"] for g in gens] == [a.url, b.url, a.url, b.url, a.url]
         assert (a.request_count, b.request_count) == (3, 2)
+
+
+def test_models_command_shows_every_preset_name_whole_in_80_columns(monkeypatch: pytest.MonkeyPatch) -> None:
+    from rich.console import Console
+    from typer.testing import CliRunner
+
+    from vlmpipe import cli
+
+    monkeypatch.setattr(cli, "console", Console(width=80))
+    result = CliRunner().invoke(cli.app, ["models"])
+    assert result.exit_code == 0
+    lines = result.stdout.splitlines()
+    assert all(len(ln) <= 80 for ln in lines) and "…" not in result.stdout  # nothing cut with an ellipsis
+    rows = [ln.split("│")[1].strip() for ln in lines if ln.startswith("│")]
+    assert rows == list(PRESETS)  # e.g. qwen2-vl-7b-instruct-gptq-int8 was shown as "qwen2-vl…"
+    text = " ".join(result.stdout.split())
+    assert ("qwen2-vl-7b-instruct-awq: Qwen/Qwen2-VL-7B-Instruct-AWQ; vLLM quantization=awq, max_model_len=8192"
+            in text)

@@ -124,6 +124,15 @@ def test_empty_answer_and_refusal_are_errors_with_their_kind() -> None:
 def test_connection_refused_is_a_connection_error() -> None:
     gen = generate(spec("http://127.0.0.1:9/v1", max_retries=1, connect_timeout_s=1))
     assert gen.error_kind == "connection" and gen.attempts == 2
+    assert (gen.error or "").startswith("connection to http://127.0.0.1:9/v1 failed: ConnectError")  # where to look
+
+
+def test_not_found_says_where_it_posted_and_what_to_check() -> None:
+    with FakeOpenAIServer() as srv:
+        gen = generate(spec(srv.root_url, stream=False))  # base_url without /v1
+    assert gen.error_kind == "http_404"
+    assert gen.error == (f"HTTP 404: Not found: /chat/completions (POST {srv.root_url}/chat/completions: "
+                         "check base_url, which usually ends in /v1, and model)")
 
 
 def test_api_key_is_sent_but_never_in_errors(monkeypatch: pytest.MonkeyPatch) -> None:

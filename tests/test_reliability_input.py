@@ -125,6 +125,9 @@ def test_decompression_bomb_is_refused_from_the_header_without_decoding() -> Non
         ({"[/bold]": 1}, "[/bold]: unknown key"),  # user text in the message is not console markup
         ({"repeats": "many"}, "repeats: Input should be a valid integer"),
         ({"models": [{"name": "m", "temperature": "hot"}]}, "models.0.temperature: Input should be a valid number"),
+        # found before any request is sent (it was found by the score stage, after every generation)
+        ({"metrics": {"enabled": ["chrf", "bleu"]}}, "metrics.enabled: unknown metric(s) ['bleu']"),
+        ({"metrics": {"settings": {"bluert": {"checkpoint": "/m"}}}}, "metrics.settings: unknown metric(s) ['bluert']"),
     ],
 )
 def test_bad_config_cannot_start_and_names_the_field(tmp_path: Path, config: dict[str, Any], message: str) -> None:
@@ -149,3 +152,70 @@ def test_empty_dataset_and_missing_manifest_cannot_start(tmp_path: Path) -> None
                         dataset={"path": str(data), "manifest": str(data / "m.jsonl")})
     result = CliRunner().invoke(app, ["run", str(path), "--quiet"])
     assert result.exit_code == 2 and "m.jsonl: manifest not found" in " ".join(result.stderr.split())
+
+
+@pytest.mark.parametrize("command", ["run", "bench"])
+def test_a_dataset_that_cannot_be_used_leaves_no_run_directory(tmp_path: Path, command: str) -> None:
+    """Exit code 2 means nothing was started: no run directory, config copy or empty store is left behind."""
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    cases = {
+        "missing folder": (tmp_path / "nowhere", None, "nowhere: dataset folder not found"),
+        "empty folder": (empty, None, "empty: the dataset has no items"),
+        "missing manifest": (empty, empty / "m.jsonl", "m.jsonl: manifest not found"),
+    }
+    for data, manifest, message in cases.values():
+        dataset = {"path": str(data)} | ({"manifest": str(manifest)} if manifest else {})
+        path = write_config(tmp_path / "c.yaml", data, [model("m", "http://127.0.0.1:9/v1")], dataset=dataset)
+        result = CliRunner().invoke(app, [command, str(path), "--quiet"])
+        assert result.exit_code == 2 and message in " ".join(result.stderr.split())
+        assert not (tmp_path / "runs").exists()
+
+
+def test_a_run_directory_that_cannot_be_written_is_a_clear_error(tmp_path: Path) -> None:
+    """A file where the run directory should go: exit 2 and one line naming it, not a traceback."""
+    data = tmp_path / "data"
+    make_images(data, 1)
+    blocker = tmp_path / "runs"
+    blocker.write_text("not a folder")
+    path = write_config(tmp_path / "c.yaml", data, [model("m", "http://127.0.0.1:9/v1")])
+    result = CliRunner().invoke(app, ["run", str(path), "--quiet"])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert (f"{path}: output_dir: cannot write the run directory {blocker / 'r'}: Not a directory"
+            in " ".join(result.stderr.split()))
+    result = CliRunner().invoke(app, ["demo", "--out", str(blocker), "--quiet"])
+    assert result.exit_code == 2
+    assert f"--out {blocker}: cannot create the folder: a file is in the way" in " ".join(result.stderr.split())
+
+
+def test_a_store_that_is_not_a_database_is_a_clear_error(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    make_images(data, 1)
+    run_dir = tmp_path / "runs" / "r"
+    run_dir.mkdir(parents=True)
+    write_config(run_dir / "config.yaml", data, [model("m", "http://127.0.0.1:9/v1")])
+    (run_dir / "run.sqlite").write_text("not a database")
+    for command in ("report", "score"):
+        result = CliRunner().invoke(app, [command, str(run_dir)])
+        assert result.exit_code == 2, result.output  # was a sqlite3.DatabaseError traceback
+        assert (f"{run_dir / 'run.sqlite'}: cannot be read as the run's store (file is not a database)"
+                in " ".join(result.stderr.split()))
+
+
+def test_config_and_manifest_saved_as_windows_1251_are_clear_errors(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    make_images(data, 1)
+    path = write_config(tmp_path / "c.yaml", data, [model("m", "http://127.0.0.1:9/v1")])
+    path.write_bytes((path.read_text(encoding="utf-8") + "system_prompt: Привет\n").encode("cp1251"))
+    result = CliRunner().invoke(app, ["run", str(path), "--quiet"])
+    assert result.exit_code == 2  # was a UnicodeDecodeError traceback
+    assert f"{path}: not UTF-8 text (invalid continuation byte at byte" in " ".join(result.stderr.split())
+    manifest = data / "m.jsonl"
+    manifest.write_bytes('{"id": "a", "image": "img_0.png", "reference": "Привет"}\n'.encode("cp1251"))  # byte 48: "П"
+    path = write_config(tmp_path / "c.yaml", data, [model("m", "http://127.0.0.1:9/v1")],
+                        dataset={"path": str(data), "manifest": str(manifest)})
+    result = CliRunner().invoke(app, ["run", str(path), "--quiet"])
+    assert result.exit_code == 2
+    assert f"{manifest}: not UTF-8 text (invalid continuation byte at byte 48); save the manifest as UTF-8" in " ".join(
+        result.stderr.split())
+    assert not (tmp_path / "runs").exists()

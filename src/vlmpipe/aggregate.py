@@ -130,7 +130,8 @@ def build_summary(cfg: RunConfig, store: Store) -> dict[str, Any]:
                     missing[field_name] = unavailable[column]
         missing.update(unavailable_reasons(s))
         if s["ttft_s"] is None and s["n"]:
-            missing["ttft_s"] = "not measured: the provider does not stream tokens"
+            missing["ttft_s"] = ("no successful generation" if s["n"] == s["n_errors"]
+                                 else "not measured: the provider does not stream tokens")
         for name in REGISTRY:
             s.update(store.get_meta(f"metric_info:{name}") or {})
         s["unavailable"] = {**(m["info"] or {}).get("unavailable", {}), **missing}

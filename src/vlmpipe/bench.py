@@ -257,8 +257,12 @@ async def bench_model(cfg: RunConfig, spec: ModelSpec, requests: list[Request], 
                 })
                 put_bench(store, spec.name, level, result)
                 results.append(result)
+                failed = next((g.error for g in gens if g.error), None)  # why, not only how many
+                why = "" if failed is None else (
+                    f"; errors: {', '.join(f'{k}: {v}' for k, v in result['errors_by_kind'].items())}; "
+                    f"first: {failed}")
                 log(f"{spec.name} @ {level}: {result['completed']}/{result['requests']} ok, "
-                    f"{result['request_throughput'] or 0:.2f} req/s")
+                    f"{result['request_throughput'] or 0:.2f} req/s{why}")
         finally:
             await provider.aclose()
     return results
@@ -294,14 +298,19 @@ def write_bench_outputs(cfg: RunConfig, store: Store, run_dir: Path) -> dict[str
 def run_bench(config: RunConfig | str | Path, settings: BenchSettings | None = None,
               log: Callable[[str], None] = lambda _m: None) -> BenchResult:
     """``vlmpipe bench``: every model of the config, one after another, at every level."""
+    from .dataset import load_items
+    from .keys import require_api_keys
     from .pipeline import open_store, prepare_items, save_config
 
     cfg = config if isinstance(config, RunConfig) else load_config(config)
     settings = settings or BenchSettings()
+    source = "config" if isinstance(config, RunConfig) else str(config)
+    require_api_keys(cfg, references=False, judge=False, source=source)
     run_dir = Path(cfg.run_dir)
-    save_config(cfg, run_dir)
+    dataset = load_items(cfg.dataset)  # DatasetError (could not start) before anything is written
+    save_config(cfg, run_dir, source=source)
     with open_store(run_dir) as store:
-        images = prepare_items(cfg, store)
+        images = prepare_items(cfg, store, dataset)
         requests = build_requests(cfg, store, images)
         if not requests:
             from .dataset import DatasetError

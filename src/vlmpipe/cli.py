@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -30,6 +32,26 @@ def _fail_start(message: str) -> None:
     # the message may quote user data (a path, a key with brackets): escaped, and never wrapped mid-path
     err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, markup=True, soft_wrap=True)
     raise typer.Exit(2)
+
+
+@contextmanager
+def _interruptible() -> Iterator[None]:
+    """Ctrl-C: say what was kept and how to go on (exit 130, as the shell expects), instead of exiting silently."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        err_console.print("interrupted: everything that finished is stored in the run directory; run the same "
+                          "command again to continue (only what is missing is sent)", highlight=False, markup=False)
+        raise typer.Exit(130) from None
+
+
+def _make_out_dir(out: Path) -> None:
+    """The folder an ``--out`` option names, or a one-line error (exit 2) instead of a traceback."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        why = "a file is in the way" if out.is_file() else (err.strerror or str(err))
+        _fail_start(f"--out {out}: cannot create the folder: {why}")
 
 
 def _ranking_table(summary: dict[str, Any]) -> Table:
@@ -63,7 +85,8 @@ def run(
     from .pipeline import run as run_pipeline
 
     try:
-        result = run_pipeline(config, show_progress=not quiet, max_time_s=max_time)
+        with _interruptible():
+            result = run_pipeline(config, show_progress=not quiet, max_time_s=max_time)
     except (ConfigError, DatasetError) as err:
         _fail_start(str(err))
     _finish(result)
@@ -78,7 +101,12 @@ def demo(
     from .demo import demo_config
     from .pipeline import run as run_pipeline
 
-    result = run_pipeline(demo_config(out), show_progress=not quiet)
+    _make_out_dir(out)
+    try:
+        with _interruptible():
+            result = run_pipeline(demo_config(out), show_progress=not quiet)
+    except (ConfigError, DatasetError) as err:
+        _fail_start(str(err))
     _finish(result)
 
 
@@ -88,7 +116,8 @@ def score(run_dir: RunDir, quiet: Quiet = False) -> None:
     from .pipeline import score as score_pipeline
 
     try:
-        result = score_pipeline(run_dir, show_progress=not quiet)
+        with _interruptible():
+            result = score_pipeline(run_dir, show_progress=not quiet)
     except ConfigError as err:
         _fail_start(str(err))
     _finish(result)
@@ -107,7 +136,8 @@ def judge(
     from .pipeline import judge as judge_pipeline
 
     try:
-        result = judge_pipeline(run_dir, max_cost=max_cost, limit=limit, show_progress=not quiet)
+        with _interruptible():
+            result = judge_pipeline(run_dir, max_cost=max_cost, limit=limit, show_progress=not quiet)
     except ConfigError as err:
         _fail_start(str(err))
     _finish(result)
@@ -136,9 +166,11 @@ def compare(
     from .compare import HEADLINE, compare_runs
     from .report.console import compare_table
 
+    if out is not None:
+        _make_out_dir(out)
     try:
         result = compare_runs(run_a, run_b, out=out)
-    except FileNotFoundError as err:
+    except (FileNotFoundError, ValueError) as err:
         _fail_start(str(err))
     console.print(f"A = {run_a}\nB = {run_b}", highlight=False)
     if result["models"]:
@@ -182,7 +214,7 @@ def bench(
         result = run_bench(config, settings, log=say)
     except (ConfigError, DatasetError) as err:
         _fail_start(str(err))
-    console.print(bench_table(result.bench))
+    console.print(bench_table(result.bench, width=console.width))
     console.print(f"bench: {result.run_dir / 'report' / 'summary.json'} (bench), "
                   f"{result.run_dir / 'report' / 'bench.png'}")
     raise typer.Exit(result.exit_code)
@@ -193,14 +225,19 @@ def models() -> None:
     """List the model catalogue: presets usable as `preset: NAME` in a model spec."""
     from .presets import PRESETS
 
-    table = Table(title="presets (served with vLLM; GPU memory from the specification's table)")
-    for col in ("preset", "Hugging Face id", "size", "weights", "quantization", "launch", "GPU memory GB"):
-        table.add_column(col)
+    # a compact table whose preset names (what a config needs) are never cut in an 80-column terminal; the
+    # Hugging Face id and the vLLM arguments follow, one line per preset, wrapping as lines do
+    table = Table(title="presets, served with vLLM (GPU GB: the specification's table)")
+    table.add_column("preset", no_wrap=True)
+    for col in ("size", "weights", "GPU GB"):
+        table.add_column(col, no_wrap=True)
     for p in PRESETS.values():
-        launch = ", ".join(f"{k}={v}" for k, v in p.launch.items())
-        table.add_row(p.name, p.hf_id, p.size, p.weights, p.quantization or "—", launch,
-                      f"{p.gpu_memory_gb[0]:.2f}–{p.gpu_memory_gb[1]:.2f}")
+        table.add_row(p.name, p.size, p.weights, f"{p.gpu_memory_gb[0]:.2f}–{p.gpu_memory_gb[1]:.2f}")
     console.print(table)
+    for p in PRESETS.values():
+        args = {**({"quantization": p.quantization} if p.quantization else {}), **p.launch}
+        launch = ", ".join(f"{k}={v}" for k, v in args.items())
+        console.print(f"{p.name}: {p.hf_id}; vLLM {launch}", highlight=False, markup=False)
 
 
 @app.command("import")

@@ -35,7 +35,16 @@ def summary_file(run: str | Path) -> Path:
 
 
 def read_summary(run: str | Path) -> dict[str, Any]:
-    return json.loads(summary_file(run).read_text(encoding="utf-8"))
+    """The summary; a file that is not a JSON object is a ``ValueError`` saying how to write it again."""
+    path = summary_file(run)
+    run = path.parent.parent if path.parent.name == "report" else path.parent  # the run directory
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path}: not valid JSON ({err}); run `vlmpipe report {run}` to write it again") from None
+    if not isinstance(data, dict) or not isinstance(data.get("models"), dict):
+        raise ValueError(f"{path}: not a vlmpipe summary (no \"models\"); run `vlmpipe report {run}` to write it")
+    return data
 
 
 def written_at(path: Path) -> str:

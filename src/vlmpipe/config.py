@@ -267,4 +267,6 @@ def load_config(path: str | Path) -> RunConfig:
         data = yaml.safe_load(p.read_text(encoding="utf-8"))
     except yaml.YAMLError as err:
         raise ConfigError(f"{p}: not valid YAML: {err}") from None
+    except UnicodeDecodeError as err:  # e.g. saved as Windows-1251
+        raise ConfigError(f"{p}: not UTF-8 text ({err.reason} at byte {err.start}); save the file as UTF-8") from None
     return config_from_dict(data, source=str(p), base_dir=p.resolve().parent)

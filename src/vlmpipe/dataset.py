@@ -75,7 +75,10 @@ def _read_manifest(path: Path) -> list[tuple[int, dict[str, object] | str]]:
         raise DatasetError(f"{path}: manifest not found")
     try:
         text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as err:
+    except UnicodeDecodeError as err:  # e.g. saved as Windows-1251
+        raise DatasetError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start}); save the manifest as "
+                           "UTF-8") from None
+    except OSError as err:
         raise DatasetError(f"{path}: cannot read the manifest: {err}") from None
     if path.suffix.lower() in (".jsonl", ".ndjson"):
         rows: list[tuple[int, dict[str, object] | str]] = []

@@ -53,6 +53,7 @@ async def _run_model(
 ) -> None:
     async with model_session(cfg, spec, store) as served:
         if served.error:
+            log.warning("model %s: %d generation(s) not sent: %s", spec.name, len(todo), served.error)
             for p in todo:
                 store.put_generation(_row(p, Generation(error=served.error, error_kind="server")))
                 advance(1)

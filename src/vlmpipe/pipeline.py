@@ -9,6 +9,7 @@ import asyncio
 import concurrent.futures
 import hashlib
 import logging
+import sqlite3
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,10 +21,11 @@ from .config import ConfigError, RunConfig, load_config
 from .dataset import Item, load_image, load_items
 from .generate import RunDeadline, generate
 from .images import ImageError, PreparedImage
+from .keys import require_api_keys
 from .plan import make_plan
 from .references import apply_references
 from .runlog import run_log
-from .scoring import score_run
+from .scoring import enabled_metrics, score_run
 from .store import Store
 
 if TYPE_CHECKING:
@@ -63,23 +65,39 @@ class RunResult:
 
 
 def open_store(run_dir: Path) -> Store:
-    return Store(Path(run_dir) / "run.sqlite")
+    """The run's store; a file that is not a SQLite database is a :class:`ConfigError`, not a traceback."""
+    path = Path(run_dir) / "run.sqlite"
+    try:
+        return Store(path)
+    except sqlite3.DatabaseError as err:
+        raise ConfigError(f"{path}: cannot be read as the run's store ({err}); restore it, or start the run "
+                          "in a new folder") from None
 
 
-def save_config(cfg: RunConfig, run_dir: Path) -> None:
-    """The resolved config beside the run: names of key variables, never their values."""
-    run_dir.mkdir(parents=True, exist_ok=True)
+def save_config(cfg: RunConfig, run_dir: Path, *, source: str = "config") -> None:
+    """The resolved config beside the run: names of key variables, never their values.
+
+    A run directory that cannot be created or written (a file in the way, no permission) is a
+    :class:`ConfigError` naming ``output_dir``, not a traceback."""
     text = yaml.safe_dump(cfg.public_dict(), allow_unicode=True, sort_keys=False)
-    (run_dir / "config.yaml").write_text(text, encoding="utf-8")
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.yaml").write_text(text, encoding="utf-8")
+    except OSError as err:
+        raise ConfigError(f"{source}: output_dir: cannot write the run directory {run_dir}: "
+                          f"{err.strerror or err}") from None
 
 
 def load_run_config(run_dir: str | Path) -> RunConfig:
     return load_config(Path(run_dir) / "config.yaml")
 
 
-def prepare_items(cfg: RunConfig, store: Store) -> dict[str, PreparedImage | str]:
-    """Load and normalise every item's image; a bad image fails its item, not the run."""
-    items: list[Item] = load_items(cfg.dataset)
+def prepare_items(cfg: RunConfig, store: Store, items: list[Item] | None = None) -> dict[str, PreparedImage | str]:
+    """Load and normalise every item's image; a bad image fails its item, not the run.
+
+    ``items``: the dataset's items when already read (a run reads them before it writes anything, so that a
+    dataset that cannot be used leaves no run directory behind)."""
+    items = load_items(cfg.dataset) if items is None else items
     root = Path(cfg.dataset.path)
     images: dict[str, PreparedImage | str] = {}
     rows = []
@@ -132,11 +150,23 @@ def run(config: RunConfig | str | Path, *, show_progress: bool = True, max_time_
     started = time.monotonic()
     cfg = config if isinstance(config, RunConfig) else load_config(config)
     cap = max_time_s if max_time_s is not None else cfg.max_run_time_s
+    # could not start (ConfigError) before anything is written or sent
+    source = "config" if isinstance(config, RunConfig) else str(config)
+    require_api_keys(cfg, source=source)
+    try:
+        enabled_metrics(cfg)  # an unknown metric name was found only after every generation had been sent
+        if cfg.judge.enabled:  # and so were judge settings that cannot work
+            from .judge.run import check_judge_settings
+
+            check_judge_settings(cfg)
+    except ConfigError as err:
+        raise ConfigError(f"{source}: {err}") from None
     run_dir = Path(cfg.run_dir)
-    save_config(cfg, run_dir)
+    dataset = load_items(cfg.dataset)  # DatasetError (could not start) before anything is written
+    save_config(cfg, run_dir, source=source)
     with run_log(cfg, run_dir), open_store(run_dir) as store:
         store.set_meta("stopped", None)
-        images = prepare_items(cfg, store)
+        images = prepare_items(cfg, store, dataset)
         plan = make_plan(cfg, store.items())
         store.put_models(
             [(m.name, "candidate", _spec_record(m)) for m in cfg.models]
@@ -202,9 +232,13 @@ def judge(run_dir: str | Path, *, max_cost: float | None = None, limit: int | No
         from .judge.aggregate import NOT_CONFIGURED
 
         raise ConfigError(f"{Path(run_dir) / 'config.yaml'}: {NOT_CONFIGURED}")
+    require_api_keys(cfg, generate=False, judge=True, source=str(Path(run_dir) / "config.yaml"))
     with open_store(Path(run_dir)) as store:
         apply_references(cfg, store)
-        outcome = judge_run(cfg, store, max_cost=max_cost, limit=limit, show_progress=show_progress)
+        try:
+            outcome = judge_run(cfg, store, max_cost=max_cost, limit=limit, show_progress=show_progress)
+        except ConfigError as err:  # say which file to edit
+            raise ConfigError(f"{Path(run_dir) / 'config.yaml'}: {err}") from None
         summary = write_report(cfg, store, Path(run_dir))
     failed = any((m.get("judge") or {}).get("n_failed") for m in summary["models"].values())
     return RunResult(Path(run_dir), summary, EXIT_FAILED_ITEMS if failed else EXIT_OK, outcome.requested,

@@ -30,6 +30,9 @@ def enabled_metrics(cfg: RunConfig) -> list[Metric]:
     unknown = [n for n in names if n not in REGISTRY]
     if unknown:
         raise ConfigError(f"metrics.enabled: unknown metric(s) {unknown}; known: {sorted(REGISTRY)}")
+    unknown = [n for n in cfg.metrics.settings if n not in REGISTRY]  # a typo here was silently ignored
+    if unknown:
+        raise ConfigError(f"metrics.settings: unknown metric(s) {unknown}; known: {sorted(REGISTRY)}")
     return [REGISTRY[n]() for n in names]
 
 
@@ -60,6 +63,10 @@ def score_run(cfg: RunConfig, store: Store, *, show_progress: bool = True) -> di
                 continue  # every row has this version's scores: no model to load (a resume, a re-score)
         else:
             todo = rows
+        if not todo:  # no successful generation at all: nothing to score, no model to load
+            for col in metric.columns:
+                unavailable[col] = "no successful generation to score"
+            continue
         why = metric.unavailable(ctx)
         if why:
             for col in metric.columns:

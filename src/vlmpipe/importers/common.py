@@ -89,12 +89,16 @@ def write_run(out: Path, items: list[ImportedItem], gens: list[ImportedGeneratio
         raise ImportDataError(f"{out}: already holds a run (run.sqlite); import into a new folder")
     if not gens:
         raise ImportDataError(f"{source}: no generations to import")
-    out.mkdir(parents=True, exist_ok=True)
     dataset_dir = (images or out).resolve()
     manifest = out / "imported_items.jsonl"
-    manifest.write_text("".join(json.dumps({"id": it.id, "image": it.image, "reference": it.reference,
-                                            "facts": it.facts}, ensure_ascii=False) + "\n" for it in items),
-                        encoding="utf-8")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        manifest.write_text("".join(json.dumps({"id": it.id, "image": it.image, "reference": it.reference,
+                                                "facts": it.facts}, ensure_ascii=False) + "\n" for it in items),
+                            encoding="utf-8")
+    except OSError as err:
+        why = "a file is in the way" if out.is_file() else (err.strerror or str(err))
+        raise ImportDataError(f"--out {out}: cannot create the run directory: {why}") from None
     models: list[str] = list(dict.fromkeys(g.model for g in gens))
     temps = {g.model: g.temperature for g in gens if g.temperature is not None}
     repeats = max(g.repeat for g in gens) + 1

@@ -16,14 +16,17 @@ import json
 import logging
 import random
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from jinja2 import TemplateError
+
 from ..config import ConfigError, RunConfig
 from ..dataset import Item, load_image
+from ..generate import GIVE_UP_AFTER
 from ..images import ImageError, PreparedImage
 from ..limiter import GROW_AFTER, AdaptiveLimiter
 from ..progress import progress_bar
@@ -31,7 +34,7 @@ from ..providers.base import Generation, Request
 from ..store import Store
 from .client import JudgeClient
 from .parse import SCORE_MAX, SCORE_MIN, JudgeParseError, parse_verdict
-from .prompts import JudgeTemplates, load_templates, render
+from .prompts import SYSTEM_TEMPLATE, USER_TEMPLATE, JudgeTemplates, load_templates, render
 from .store import done_keys, put_judgement, set_judge_meta, total_cost
 
 log = logging.getLogger("vlmpipe.judge")
@@ -48,7 +51,8 @@ class JudgeTask:
 
 @dataclass
 class JudgeOutcome:
-    """What one judge stage did. ``stopped`` is ``"limit"`` or ``"max_cost"`` when a guard stopped it."""
+    """What one judge stage did. ``stopped`` is ``"limit"`` or ``"max_cost"`` when a guard stopped it;
+    ``given_up`` says why the judge's server was given up (unreachable from the start), leaving the rest unsent."""
 
     requested: int = 0
     judged: int = 0
@@ -56,6 +60,7 @@ class JudgeOutcome:
     already_done: int = 0
     remaining: int = 0
     stopped: str | None = None
+    given_up: str | None = None
     cost_usd: float = 0.0
     skipped: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
@@ -197,6 +202,37 @@ async def _judge_one(cfg: RunConfig, client: JudgeClient, templates: JudgeTempla
     return row
 
 
+def check_judge_settings(cfg: RunConfig, max_cost: float | None = None) -> None:
+    """:class:`ConfigError` for judge settings that cannot work; ``vlmpipe run`` calls it before generating, so
+    that such a config stops before anything is sent, not after every generation."""
+    max_cost = cfg.judge.max_cost if max_cost is None else max_cost
+    if max_cost is not None and not cfg.judge.prices:
+        raise ConfigError("a judge cost limit is set but judge.prices is not: give USD per 1M tokens, "
+                          "e.g. judge.prices: {prompt: 0.15, completion: 0.6}")
+    unknown = set(cfg.judge.prices) - {"prompt", "completion"}
+    if unknown:
+        raise ConfigError(f"judge.prices: unknown key(s) {sorted(unknown)}; use 'prompt' and 'completion'")
+    check_templates(cfg.judge.template_dir)
+
+
+def check_templates(template_dir: Path | None) -> None:
+    """A ``judge.template_dir`` that is missing, holds neither template, or whose templates do not render is a
+    :class:`ConfigError` (a misspelt folder silently gave the bundled prompts; a broken one failed mid-stage)."""
+    if template_dir is None:
+        return
+    names = (SYSTEM_TEMPLATE, USER_TEMPLATE)
+    if not Path(template_dir).is_dir():
+        raise ConfigError(f"judge.template_dir: {template_dir} is not a folder")
+    if not any((Path(template_dir) / n).is_file() for n in names):
+        raise ConfigError(f"judge.template_dir: {template_dir} holds neither {names[0]} nor {names[1]}")
+    try:
+        render(load_templates(template_dir), instruction="i", answer_a="a", answer_b="b")
+    except TemplateError as err:
+        where = f" (line {err.lineno})" if getattr(err, "lineno", None) else ""
+        raise ConfigError(f"judge.template_dir: {template_dir}: a template does not render{where}: {err}; "
+                          "the variables are instruction, answer_a and answer_b") from None
+
+
 async def judge_run_async(cfg: RunConfig, store: Store, *, images: dict[str, PreparedImage | str] | None = None,
                           max_cost: float | None = None, limit: int | None = None,
                           show_progress: bool = True, client: JudgeClient | None = None) -> JudgeOutcome:
@@ -207,12 +243,7 @@ async def judge_run_async(cfg: RunConfig, store: Store, *, images: dict[str, Pre
         raise ConfigError("judge.model is not set: the judge stage needs a model (see docs/judge.md)")
     max_cost = cfg.judge.max_cost if max_cost is None else max_cost
     limit = cfg.judge.limit if limit is None else limit
-    if max_cost is not None and not cfg.judge.prices:
-        raise ConfigError("a judge cost limit is set but judge.prices is not: give USD per 1M tokens, "
-                          "e.g. judge.prices: {prompt: 0.15, completion: 0.6}")
-    unknown = set(cfg.judge.prices) - {"prompt", "completion"}
-    if unknown:
-        raise ConfigError(f"judge.prices: unknown key(s) {sorted(unknown)}; use 'prompt' and 'completion'")
+    check_judge_settings(cfg, max_cost)
     templates = load_templates(cfg.judge.template_dir)
     signature = judge_signature(cfg, templates)
     set_judge_meta(store, {"signature": signature, "mode": cfg.judge.mode, "seed": cfg.judge.seed,
@@ -232,7 +263,9 @@ async def judge_run_async(cfg: RunConfig, store: Store, *, images: dict[str, Pre
     spent = total_cost(store)
     costs: list[float] = [r[0] for r in store.conn.execute(
         "SELECT cost_usd FROM judgements WHERE cost_usd IS NOT NULL ORDER BY created_at DESC LIMIT 50")]
-    in_flight = 0
+    in_flight = conn_in_row = 0
+    failures: Counter[str] = Counter()
+    first_failure: list[str] = []
     cond = asyncio.Condition()
     own_client = client is None
     judge_client = client or JudgeClient(spec, image_detail=cfg.judge.image_detail)
@@ -247,11 +280,11 @@ async def judge_run_async(cfg: RunConfig, store: Store, *, images: dict[str, Pre
         return max_cost is None or estimate() is not None or in_flight == 0
 
     async def worker(advance: Callable[[int], None]) -> None:
-        nonlocal in_flight, spent
+        nonlocal in_flight, spent, conn_in_row
         while True:
             async with cond:
-                await cond.wait_for(lambda: may_start() or outcome.stopped is not None)
-                if outcome.stopped is not None or not pending:
+                await cond.wait_for(lambda: may_start() or outcome.stopped is not None or outcome.given_up)
+                if outcome.stopped is not None or outcome.given_up or not pending:
                     return
                 if limit is not None and outcome.requested >= limit:
                     outcome.stopped = "limit"
@@ -282,6 +315,13 @@ async def judge_run_async(cfg: RunConfig, store: Store, *, images: dict[str, Pre
                     outcome.judged += 1
                 else:
                     outcome.failed += 1
+                    failures[row.get("error_kind") or "error"] += 1
+                    first_failure[:] = first_failure or [f"{task.generation['item']}: {row['error']}"]
+                # like generation: a server that refused every connection so far is given up after a few
+                conn_in_row = conn_in_row + 1 if row.get("error_kind") == "connection" else 0
+                if outcome.judged == 0 and conn_in_row >= GIVE_UP_AFTER and not outcome.given_up:
+                    outcome.given_up = (f"the judge server {spec.name} at {spec.base_url} failed {GIVE_UP_AFTER} "
+                                        "requests in a row and none succeeded")
                 cond.notify_all()
             advance(1)
 
@@ -293,6 +333,16 @@ async def judge_run_async(cfg: RunConfig, store: Store, *, images: dict[str, Pre
             await judge_client.aclose()
     outcome.remaining = len(pending)
     outcome.cost_usd = total_cost(store)
+    if failures:  # why, on the console and in logs/run.log, not only in judgements.csv
+        why = (f"{outcome.failed} judgement(s) failed ({', '.join(f'{k}: {v}' for k, v in failures.most_common())})"
+               f"; first: {first_failure[0]}")
+        log.warning("judge %s: %s", spec.name, why)
+        outcome.notes.append(f"judge: {why}")
+    if outcome.given_up:
+        note = (f"{outcome.given_up}: {outcome.remaining} judgement(s) not sent; run `vlmpipe judge RUN` again "
+                "once it answers")
+        log.error("judge: %s", note)
+        outcome.notes.append(f"judge: {note}")
     if cfg.judge.prices and outcome.requested and not costs:
         outcome.notes.append("the judge server reported no token usage: the cost is unknown")
     return outcome

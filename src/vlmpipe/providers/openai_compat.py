@@ -174,7 +174,7 @@ class OpenAICompatProvider:
             )
         except (httpx.TransportError, httpx.RemoteProtocolError) as err:
             gen = Generation(
-                error=self._redact(f"connection failed: {err.__class__.__name__}: {err}")[:300],
+                error=self._redact(f"connection to {self.spec.base_url} failed: {err.__class__.__name__}: {err}")[:300],
                 error_kind="connection",
                 latency_s=time.perf_counter() - t0,
             )
@@ -182,8 +182,11 @@ class OpenAICompatProvider:
         return gen
 
     def _http_error(self, resp: httpx.Response, text: str, t0: float) -> Generation:
+        hint = ""
+        if resp.status_code == 404:  # a base_url without /v1, or a model id the server does not serve
+            hint = f" (POST {resp.request.url}: check base_url, which usually ends in /v1, and model)"
         gen = Generation(
-            error=f"HTTP {resp.status_code}: {_error_message(self._redact(text))}",
+            error=f"HTTP {resp.status_code}: {_error_message(self._redact(text))}{hint}",
             error_kind=f"http_{resp.status_code}",
             latency_s=time.perf_counter() - t0,
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from rich import box
+from rich.console import Group
 from rich.table import Table
 
 from . import data
@@ -48,7 +49,9 @@ def ranking_table(summary: dict[str, Any], width: int | None = None) -> Table:
             if need(cols) <= width:
                 break
             cols = [c for c in cols if c[1] != path]
-    table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False)
+    # a narrow table (a run with failed models only) must not wrap its title over several lines
+    table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False,
+                  min_width=min(len(title), width) if width else len(title))
     table.add_column("model", justify="left", no_wrap=True)
     for t, _, _ in cols:
         table.add_column(t, justify="right", no_wrap=True)
@@ -65,16 +68,23 @@ def _cell(summary: dict[str, Any], name: str, path: str, fmt: str) -> str:
     return text
 
 
-def compare_table(result: dict[str, Any], fields: list[str] | None = None) -> Table:
-    """One row per (model, field) both runs have: A, B, B − A and whether the 95% intervals overlap."""
-    table = Table(title="B − A per model and field")
-    for t in ("model", "field", "A", "B", "B − A", "95% intervals"):
-        table.add_column(t, justify="left" if t in ("model", "field") else "right")
+def compare_table(result: dict[str, Any], fields: list[str] | None = None) -> Group:
+    """Per model both runs have, one row per field: A, B, B − A and whether the 95% intervals overlap.
+
+    One small table per model, titled with its name, so that neither the name nor a field is cut to
+    "Qwen2-VL-7B-Ins…" in an 80-column terminal.
+    """
+    tables = []
     for model, metrics in result["models"].items():
+        table = Table(title=f"{model}: B − A", title_justify="left")
+        table.add_column("field", justify="left", overflow="fold")
+        for t in ("A", "B", "B − A", "95% intervals"):
+            table.add_column(t, justify="right", no_wrap=True)
         for f, v in metrics.items():
             if fields and f not in fields:
                 continue
             ov = v.get("intervals_overlap")
-            table.add_row(model, f, f"{v['a']:.4g}", f"{v['b']:.4g}", f"{v['diff']:+.4g}",
+            table.add_row(f, f"{v['a']:.4g}", f"{v['b']:.4g}", f"{v['diff']:+.4g}",
                           "" if ov is None else ("overlap" if ov else "do not overlap"))
-    return table
+        tables.append(table)
+    return Group(*tables)
