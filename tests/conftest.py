@@ -15,6 +15,13 @@ sys.path.insert(0, str(TESTS))
 # Pipeline tests run without the llama.cpp perplexity scorer (seconds per run); the tests of perplexity and of
 # the demo enable it explicitly. Subprocesses inherit this.
 os.environ["VLMPIPE_DEFAULT_METRICS_EXCLUDE"] = "perplexity"
+# pytest-xdist workers start with COLUMNS=80/LINES=24 in their environment; rich would freeze the CLI's console at
+# that width when it is imported, and a test's CliRunner(env={"COLUMNS": ...}) could no longer widen it.
+for _name in ("COLUMNS", "LINES"):
+    os.environ.pop(_name, None)
+# pytest-xdist workers (`make test`) share two cores: each worker's torch uses one thread.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ["OMP_NUM_THREADS"] = "1"
 
 
 @pytest.fixture
@@ -48,3 +55,16 @@ def perplexity_scorer(backend: str = "auto"):
         return build_scorer(PerplexitySettings(backend=backend))
     except ScorerUnavailable as err:
         pytest.skip(f"perplexity scorer ({backend}) unavailable here: {err}")
+
+
+
+
+# `make test` runs the tests that load the offline perplexity model (Gemma in torch, on both cores) or run the demo
+# first, alone (`-m model`); then the rest in two pytest-xdist workers (`-n 2 -m "not model"`), whose torch uses one
+# thread each (above). Run together, torch's threads and a worker fight for the cores (a 28 s test took 87 s).
+_MODEL_FILES = {"test_perplexity_default.py", "test_perplexity_llama.py", "test_pipeline.py", "test_report_html.py"}
+
+
+def pytest_itemcollected(item: pytest.Item) -> None:
+    if item.path.name in _MODEL_FILES:
+        item.add_marker(pytest.mark.model)
