@@ -304,7 +304,10 @@ def test_cli_judge_command_and_not_configured_message(tmp_path: Path, candidates
     summary = json.loads((cfg.run_dir / "report" / "summary.json").read_text(encoding="utf-8"))
     assert summary["judge_status"]["state"] == "not_configured"
     assert summary["models"][GOOD]["judge"] is None
-    assert "VLMPIPE_JUDGE_BASE_URL" in summary["models"][GOOD]["unavailable"]["judge"]
+    # how to configure a judge in the run's config; the demo's environment variables are for the demo only
+    assert summary["models"][GOOD]["unavailable"]["judge"].startswith("the LLM judge is not configured. Enable it "
+                                                                      "with `judge: {enabled: true, model: {...}}`")
+    assert "VLMPIPE_JUDGE_BASE_URL" not in json.dumps(summary) and "vlmpipe demo" not in json.dumps(summary)
     # a run whose config has no judge cannot start the stage (exit 2) and says how to configure it
     save_config(cfg.model_copy(update={"judge": cfg.judge.model_copy(update={"model": None, "enabled": False})}),
                 cfg.run_dir)

@@ -39,6 +39,10 @@ def test_demo_runs_offline_and_writes_the_contract(demo_cli: tuple[int, str, Pat
                                  "length_chars", "chars_per_s"]
     assert len(rows) == m["n"]
     assert any("02632305-0222" in r["text"] for r in rows)  # the OCR read the cancelled order's number
+    assert "run demo: 8 items × 1 repeat," in output  # one repeat, not "1 repeats"
+    # no judge configured: the demo says which environment variables give it one
+    assert "judge: the LLM judge is not configured." in output and "export VLMPIPE_JUDGE_BASE_URL and " \
+        "VLMPIPE_JUDGE_MODEL" in " ".join(output.split())
     assert (report / "results.xlsx").stat().st_size > 1000
     assert (out / "demo" / "config.yaml").is_file()
 

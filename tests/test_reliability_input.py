@@ -128,6 +128,9 @@ def test_decompression_bomb_is_refused_from_the_header_without_decoding() -> Non
         # found before any request is sent (it was found by the score stage, after every generation)
         ({"metrics": {"enabled": ["chrf", "bleu"]}}, "metrics.enabled: unknown metric(s) ['bleu']"),
         ({"metrics": {"settings": {"bluert": {"checkpoint": "/m"}}}}, "metrics.settings: unknown metric(s) ['bluert']"),
+        # an old skeleton key that nothing reads: a value there would silently do nothing (`serving: {}` still loads)
+        ({"serving": {"gpu_memory_utilization": 0.5}}, "serving: Value error, a top-level serving section is not "
+                                                       "read: how a model is served goes in its own models[i].launch"),
     ],
 )
 def test_bad_config_cannot_start_and_names_the_field(tmp_path: Path, config: dict[str, Any], message: str) -> None:
@@ -200,6 +203,21 @@ def test_a_store_that_is_not_a_database_is_a_clear_error(tmp_path: Path) -> None
         assert result.exit_code == 2, result.output  # was a sqlite3.DatabaseError traceback
         assert (f"{run_dir / 'run.sqlite'}: cannot be read as the run's store (file is not a database)"
                 in " ".join(result.stderr.split()))
+
+
+def test_a_folder_with_a_config_but_no_store_is_not_a_run(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    make_images(data, 1)
+    folder = tmp_path / "not-a-run"
+    folder.mkdir()
+    write_config(folder / "config.yaml", data, [model("m", "http://127.0.0.1:9/v1")])
+    for command in ("report", "score", "judge"):
+        result = CliRunner().invoke(app, [command, str(folder)])
+        assert result.exit_code == 2, result.output
+        if command != "judge":  # judge first says the config has no judge
+            assert (f"{folder / 'run.sqlite'}: not found; {folder} is not a run directory"
+                    in " ".join(result.stderr.split()))
+    assert sorted(p.name for p in folder.iterdir()) == ["config.yaml"]  # no empty store left behind
 
 
 def test_config_and_manifest_saved_as_windows_1251_are_clear_errors(tmp_path: Path) -> None:

@@ -60,13 +60,15 @@ def _ranking_table(summary: dict[str, Any]) -> Table:
     return ranking_table(summary, width=console.width)
 
 
-def _finish(result: Any) -> None:
+def _finish(result: Any, judge_hint: str | None = None) -> None:
+    """The ranking, the notes, the judge's state (and ``judge_hint`` when it is not configured), the report."""
     console.print(_ranking_table(result.summary))
     for note in getattr(result, "notes", []):
         console.print(note, highlight=False, markup=False)
     status = result.summary.get("judge_status") or {}
     if status.get("state") in ("not_configured", "not_run"):
-        console.print(f"judge: {status['message']}", highlight=False, markup=False)
+        hint = f"; {judge_hint}" if judge_hint and status["state"] == "not_configured" else ""
+        console.print(f"judge: {status['message']}{hint}", highlight=False, markup=False)
     report_dir = result.report_dir
     index = report_dir / "index.html"
     console.print(f"report: {index if index.exists() else report_dir / 'summary.json'}")
@@ -107,7 +109,9 @@ def demo(
             result = run_pipeline(demo_config(out), show_progress=not quiet)
     except (ConfigError, DatasetError) as err:
         _fail_start(str(err))
-    _finish(result)
+    from .judge.env import DEMO_HINT
+
+    _finish(result, judge_hint=DEMO_HINT)
 
 
 @app.command()

@@ -198,7 +198,16 @@ class RunConfig(_Strict):
     references: ReferenceConfig = Field(default_factory=ReferenceConfig)
     judge: JudgeConfig = Field(default_factory=JudgeConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
-    serving: dict[str, Any] = Field(default_factory=dict)
+    serving: dict[str, Any] = Field(
+        default_factory=dict, description="Unused; kept so that configs saved by earlier versions still load.")
+
+    @field_validator("serving")
+    @classmethod
+    def _serving_is_per_model(cls, value: dict[str, Any]) -> dict[str, Any]:
+        if value:
+            raise ValueError("a top-level serving section is not read: how a model is served goes in its own "
+                             "models[i].launch (docs/serving.md)")
+        return value
 
     @field_validator("models")
     @classmethod

@@ -74,6 +74,16 @@ def open_store(run_dir: Path) -> Store:
                           "in a new folder") from None
 
 
+def existing_store(run_dir: str | Path) -> Store:
+    """The store of a run that exists (score, judge, report); a folder without ``run.sqlite`` is a
+    :class:`ConfigError` instead of a new, empty store left in it."""
+    path = Path(run_dir) / "run.sqlite"
+    if not path.is_file():
+        raise ConfigError(f"{path}: not found; {run_dir} is not a run directory (make one with `vlmpipe run CONFIG` "
+                          "or `vlmpipe import`)")
+    return open_store(Path(run_dir))
+
+
 def save_config(cfg: RunConfig, run_dir: Path, *, source: str = "config") -> None:
     """The resolved config beside the run: names of key variables, never their values.
 
@@ -233,7 +243,7 @@ def judge(run_dir: str | Path, *, max_cost: float | None = None, limit: int | No
 
         raise ConfigError(f"{Path(run_dir) / 'config.yaml'}: {NOT_CONFIGURED}")
     require_api_keys(cfg, generate=False, judge=True, source=str(Path(run_dir) / "config.yaml"))
-    with open_store(Path(run_dir)) as store:
+    with existing_store(run_dir) as store:
         apply_references(cfg, store)
         try:
             outcome = judge_run(cfg, store, max_cost=max_cost, limit=limit, show_progress=show_progress)
@@ -254,13 +264,13 @@ def score(run_dir: str | Path, *, show_progress: bool = True) -> RunResult:
     if _in_running_loop():
         return _off_loop(score, run_dir, show_progress=show_progress)
     cfg = load_run_config(run_dir)
-    with open_store(Path(run_dir)) as store:
+    with existing_store(run_dir) as store:
         return finish(cfg, store, Path(run_dir), show_progress=show_progress, judge=False)
 
 
 def report(run_dir: str | Path) -> RunResult:
     """Re-write the report of an existing run from its store."""
     cfg = load_run_config(run_dir)
-    with open_store(Path(run_dir)) as store:
+    with existing_store(run_dir) as store:
         summary = write_report(cfg, store, Path(run_dir))
     return RunResult(Path(run_dir), summary, EXIT_OK)

@@ -24,9 +24,7 @@ from .store import judge_meta, judgements
 
 NOT_CONFIGURED = (
     "the LLM judge is not configured. Enable it with `judge: {enabled: true, model: {...}}` in the run's config "
-    "and run `vlmpipe judge RUN`; for the demo, export VLMPIPE_JUDGE_BASE_URL and VLMPIPE_JUDGE_MODEL "
-    "(any OpenAI-compatible endpoint; key in OPENAI_API_KEY if it needs one), or only OPENAI_API_KEY "
-    "(gpt-4o-mini at api.openai.com), then run `vlmpipe demo` again"
+    "and run `vlmpipe judge RUN` (docs/judge.md)"
 )
 
 

@@ -17,6 +17,9 @@ from ..config import ModelSpec, ReferenceConfig, RunConfig
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 OPENAI_JUDGE = "gpt-4o-mini"
+DEMO_HINT = ("for the demo, export VLMPIPE_JUDGE_BASE_URL and VLMPIPE_JUDGE_MODEL (any OpenAI-compatible endpoint; "
+             "key in OPENAI_API_KEY if it needs one), or only OPENAI_API_KEY (gpt-4o-mini at api.openai.com), then "
+             "run `vlmpipe demo` again")
 
 
 def judge_spec_from_env(environ: Mapping[str, str] | None = None) -> ModelSpec | None:

@@ -35,7 +35,9 @@ def ranking_table(summary: dict[str, Any], width: int | None = None) -> Table:
     q = data.quality_field(summary, data.models(summary, role="candidate") or names)
     if q:
         names = sorted(names, key=lambda n: -(data.value(summary, n, q[0]) or float("-inf")))
-    title = f"run {run.get('name')}: {run.get('items')} items × {run.get('repeats')} repeats"
+    items, repeats = run.get("items"), run.get("repeats")
+    title = (f"run {run.get('name')}: {items} item{'' if items == 1 else 's'} × {repeats} "
+             f"repeat{'' if repeats == 1 else 's'}")
     if q:
         title += f", ranked by {q[1]}"
     cols = [c for c in COLUMNS if data.present(summary, c[1], names)]
