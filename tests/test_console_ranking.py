@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rich.console import Console
 
-from vlmpipe.report.console import ranking_table
+from vlmpipe.report.console import failures_note, ranking_table
 
 
 def _summary() -> dict:
@@ -70,3 +70,14 @@ def test_compare_table_names_every_model_and_field_whole_in_80_columns() -> None
     rows = [ln.strip("│ ").split() for ln in lines if ln.startswith("│")]
     assert ["hallucinated_number_rate", "│", "0.02", "│", "0", "│", "-0.02"] in rows
     assert ["judge.ratio_mean", "│", "0.868", "│", "0.852", "│", "-0.016", "│", "overlap"] in rows
+
+
+def test_a_run_with_failures_says_which_in_one_line() -> None:
+    summary = _summary()
+    assert failures_note(summary) is None
+    summary["run"]["items_failed"] = 1
+    summary["models"]["ocr-baseline"]["n_errors"] = 3
+    summary["models"]["Qwen2-VL-7B-Instruct"]["n_errors"] = 2
+    summary["models"]["Qwen2-VL-7B-Instruct"]["judge"]["n_failed"] = 4
+    assert failures_note(summary) == ("completed with failures: 1 screenshot(s) could not be used, 5 generation(s) "
+                                      "failed, 4 judgement(s) failed (per model in summary.json; why in the report)")

@@ -69,6 +69,12 @@ def _finish(result: Any, judge_hint: str | None = None) -> None:
     if status.get("state") in ("not_configured", "not_run"):
         hint = f"; {judge_hint}" if judge_hint and status["state"] == "not_configured" else ""
         console.print(f"judge: {status['message']}{hint}", highlight=False, markup=False)
+    if result.exit_code == 1:
+        from .report.console import failures_note
+
+        note = failures_note(result.summary)
+        if note:
+            console.print(note, highlight=False, markup=False)
     report_dir = result.report_dir
     index = report_dir / "index.html"
     console.print(f"report: {index if index.exists() else report_dir / 'summary.json'}")

@@ -62,6 +62,18 @@ def ranking_table(summary: dict[str, Any], width: int | None = None) -> Table:
     return table
 
 
+def failures_note(summary: dict[str, Any]) -> str | None:
+    """What made a run "completed with failures" (exit code 1), in one line; ``None`` when nothing failed."""
+    models = summary.get("models", {}).values()
+    counts = [(summary.get("run", {}).get("items_failed") or 0, "screenshot(s) could not be used"),
+              (sum(m.get("n_errors") or 0 for m in models), "generation(s) failed"),
+              (sum((m.get("judge") or {}).get("n_failed") or 0 for m in models), "judgement(s) failed")]
+    parts = [f"{n} {what}" for n, what in counts if n]
+    if not parts:
+        return None
+    return f"completed with failures: {', '.join(parts)} (per model in summary.json; why in the report)"
+
+
 def _cell(summary: dict[str, Any], name: str, path: str, fmt: str) -> str:
     v = data.value(summary, name, path)
     text = "—" if v is None else fmt.format(v)
