@@ -71,7 +71,7 @@ def failures_note(summary: dict[str, Any]) -> str | None:
     parts = [f"{n} {what}" for n, what in counts if n]
     if not parts:
         return None
-    return f"completed with failures: {', '.join(parts)} (per model in summary.json; why in the report)"
+    return f"completed with failures: {', '.join(parts)} (counted per model in summary.json and the report)"
 
 
 def _cell(summary: dict[str, Any], name: str, path: str, fmt: str) -> str:
