@@ -80,4 +80,5 @@ def test_a_run_with_failures_says_which_in_one_line() -> None:
     summary["models"]["Qwen2-VL-7B-Instruct"]["n_errors"] = 2
     summary["models"]["Qwen2-VL-7B-Instruct"]["judge"]["n_failed"] = 4
     assert failures_note(summary) == ("completed with failures: 1 screenshot(s) could not be used, 5 generation(s) "
-                                      "failed, 4 judgement(s) failed (counted per model in summary.json and the report)")
+                                      "failed, 4 judgement(s) failed (counted per model in summary.json and the "
+                                      "report)")

@@ -184,7 +184,7 @@ def test_a_run_directory_that_cannot_be_written_is_a_clear_error(tmp_path: Path)
     path = write_config(tmp_path / "c.yaml", data, [model("m", "http://127.0.0.1:9/v1")])
     result = CliRunner().invoke(app, ["run", str(path), "--quiet"])
     assert result.exit_code == 2 and "Traceback" not in result.output
-    assert (f"{path}: output_dir: cannot write the run directory {blocker / 'r'}: Not a directory"
+    assert (f"{path}: output_dir: cannot write the run directory {blocker / 'r'}: a file is in the way"
             in " ".join(result.stderr.split()))
     result = CliRunner().invoke(app, ["demo", "--out", str(blocker), "--quiet"])
     assert result.exit_code == 2

@@ -50,8 +50,9 @@ def _make_out_dir(out: Path) -> None:
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        why = "a file is in the way" if out.is_file() else (err.strerror or str(err))
-        _fail_start(f"--out {out}: cannot create the folder: {why}")
+        from .folders import why_not_written
+
+        _fail_start(f"--out {out}: cannot create the folder: {why_not_written(out, err)}")
 
 
 def _ranking_table(summary: dict[str, Any]) -> Table:

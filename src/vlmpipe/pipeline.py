@@ -19,6 +19,7 @@ import yaml
 
 from .config import ConfigError, RunConfig, load_config
 from .dataset import Item, load_image, load_items
+from .folders import why_not_written
 from .generate import RunDeadline, generate
 from .images import ImageError, PreparedImage
 from .keys import require_api_keys
@@ -95,7 +96,7 @@ def save_config(cfg: RunConfig, run_dir: Path, *, source: str = "config") -> Non
         (run_dir / "config.yaml").write_text(text, encoding="utf-8")
     except OSError as err:
         raise ConfigError(f"{source}: output_dir: cannot write the run directory {run_dir}: "
-                          f"{err.strerror or err}") from None
+                          f"{why_not_written(run_dir, err)}") from None
 
 
 def load_run_config(run_dir: str | Path) -> RunConfig:

@@ -12,6 +12,7 @@ from typing import Any
 
 from ..config import ConfigError, RunConfig, config_from_dict
 from ..dataset import IMAGE_SUFFIXES, resolve_image_path
+from ..folders import why_not_written
 from ..images import ImageError, prepare_image
 from ..store import Store
 
@@ -97,8 +98,8 @@ def write_run(out: Path, items: list[ImportedItem], gens: list[ImportedGeneratio
                                                 "facts": it.facts}, ensure_ascii=False) + "\n" for it in items),
                             encoding="utf-8")
     except OSError as err:
-        why = "a file is in the way" if out.is_file() else (err.strerror or str(err))
-        raise ImportDataError(f"--out {out}: cannot create the run directory: {why}") from None
+        raise ImportDataError(f"--out {out}: cannot create the run directory: {why_not_written(out, err)}") \
+            from None
     models: list[str] = list(dict.fromkeys(g.model for g in gens))
     temps = {g.model: g.temperature for g in gens if g.temperature is not None}
     repeats = max(g.repeat for g in gens) + 1
