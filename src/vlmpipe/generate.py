@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -24,14 +23,11 @@ from .limiter import GROW_AFTER, AdaptiveLimiter
 from .plan import PlannedGeneration, candidate_models
 from .progress import progress_bar
 from .providers import Generation, Request, make_provider
+from .server_health import FailureTally, ServerHealth
 from .serving import model_session
 from .store import Store
 
 log = logging.getLogger("vlmpipe")
-
-#: connection failures in a row (with no success yet) after which a model's server is given up
-GIVE_UP_AFTER = 5
-
 
 class RunDeadline(Exception):
     """The run's time limit passed during generation."""
@@ -65,9 +61,8 @@ async def _run_model(
         if hasattr(provider, "limiter"):
             provider.limiter = limiter  # HTTP attempts follow the server's 429s
         sem = asyncio.Semaphore(width)
-        state: dict[str, Any] = {"ok": 0, "conn_in_row": 0, "given_up": None}
-        errors: Counter[str] = Counter()
-        first_error: list[str] = []
+        health = ServerHealth(f"not sent: the server of {spec.name} at {spec.base_url}")
+        errors = FailureTally()
 
         async def one(p: PlannedGeneration) -> None:
             item = items[p.item]
@@ -83,15 +78,16 @@ async def _run_model(
                     image_bytes=None if isinstance(image, str) else image.data,
                 )
                 async with sem:
-                    if state["given_up"]:
-                        gen = Generation(error=state["given_up"], error_kind="connection")
+                    if health.given_up:
+                        gen = Generation(error=health.given_up, error_kind="connection")
                     else:
                         gen = await provider.generate(req)
-                        _track_health(state, spec, gen)
+                        if health.record(None if gen.ok else (gen.error_kind or "error"), gen.error):
+                            log.error("model %s: server unreachable, giving up on its remaining requests: %s",
+                                      spec.name, gen.error)
             store.put_generation(_row(p, gen))
             if gen.error:
-                errors[gen.error_kind or "error"] += 1
-                first_error[:] = first_error or [f"{p.item}#{p.repeat}: {gen.error}"]
+                errors.add(gen.error_kind, f"{p.item}#{p.repeat}: {gen.error}")
             advance(1)
 
         cap = asyncio.timeout_at(deadline)
@@ -105,29 +101,13 @@ async def _run_model(
         finally:
             await provider.aclose()
             if errors:
-                log.warning("model %s: %d of %d generations failed (%s); first: %s", spec.name, errors.total(),
-                            len(todo), ", ".join(f"{k}: {v}" for k, v in errors.most_common()), first_error[0])
+                log.warning("model %s: %d of %d generations failed %s", spec.name, errors.by_kind.total(),
+                            len(todo), errors.describe())
             store.update_model_info(spec.name, {
-                "failed": state["given_up"],
+                "failed": health.given_up,
                 "concurrency_min": limiter.min_limit,
                 "rate_limit_backoffs": limiter.backoffs,
             })
-
-
-def _track_health(state: dict[str, Any], spec: ModelSpec, gen: Generation) -> None:
-    """Give a model's server up after :data:`GIVE_UP_AFTER` connection failures in a row and no success."""
-    if gen.ok:
-        state["ok"] += 1
-        state["conn_in_row"] = 0
-        return
-    if gen.error_kind != "connection":
-        state["conn_in_row"] = 0
-        return
-    state["conn_in_row"] += 1
-    if state["ok"] == 0 and state["conn_in_row"] >= GIVE_UP_AFTER and not state["given_up"]:
-        state["given_up"] = (f"not sent: the server of {spec.name} at {spec.base_url} failed {GIVE_UP_AFTER} "
-                             f"requests in a row and none succeeded (last: {gen.error})")
-        log.error("model %s: server unreachable, giving up on its remaining requests: %s", spec.name, gen.error)
 
 
 async def generate_async(

@@ -16,7 +16,7 @@ import json
 import logging
 import random
 import time
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,11 +26,11 @@ from jinja2 import TemplateError
 
 from ..config import ConfigError, RunConfig
 from ..dataset import Item, load_image
-from ..generate import GIVE_UP_AFTER
 from ..images import ImageError, PreparedImage
 from ..limiter import GROW_AFTER, AdaptiveLimiter
 from ..progress import progress_bar
 from ..providers.base import Generation, Request
+from ..server_health import FailureTally, ServerHealth
 from ..store import Store
 from .client import JudgeClient
 from .parse import SCORE_MAX, SCORE_MIN, JudgeParseError, parse_verdict
@@ -263,9 +263,9 @@ async def judge_run_async(cfg: RunConfig, store: Store, *, images: dict[str, Pre
     spent = total_cost(store)
     costs: list[float] = [r[0] for r in store.conn.execute(
         "SELECT cost_usd FROM judgements WHERE cost_usd IS NOT NULL ORDER BY created_at DESC LIMIT 50")]
-    in_flight = conn_in_row = 0
-    failures: Counter[str] = Counter()
-    first_failure: list[str] = []
+    in_flight = 0
+    health = ServerHealth(f"the judge server {spec.name} at {spec.base_url}")
+    failures = FailureTally()
     cond = asyncio.Condition()
     own_client = client is None
     judge_client = client or JudgeClient(spec, image_detail=cfg.judge.image_detail)
@@ -280,7 +280,7 @@ async def judge_run_async(cfg: RunConfig, store: Store, *, images: dict[str, Pre
         return max_cost is None or estimate() is not None or in_flight == 0
 
     async def worker(advance: Callable[[int], None]) -> None:
-        nonlocal in_flight, spent, conn_in_row
+        nonlocal in_flight, spent
         while True:
             async with cond:
                 await cond.wait_for(lambda: may_start() or outcome.stopped is not None or outcome.given_up)
@@ -315,13 +315,10 @@ async def judge_run_async(cfg: RunConfig, store: Store, *, images: dict[str, Pre
                     outcome.judged += 1
                 else:
                     outcome.failed += 1
-                    failures[row.get("error_kind") or "error"] += 1
-                    first_failure[:] = first_failure or [f"{task.generation['item']}: {row['error']}"]
+                    failures.add(row.get("error_kind"), f"{task.generation['item']}: {row['error']}")
                 # like generation: a server that refused every connection so far is given up after a few
-                conn_in_row = conn_in_row + 1 if row.get("error_kind") == "connection" else 0
-                if outcome.judged == 0 and conn_in_row >= GIVE_UP_AFTER and not outcome.given_up:
-                    outcome.given_up = (f"the judge server {spec.name} at {spec.base_url} failed {GIVE_UP_AFTER} "
-                                        "requests in a row and none succeeded")
+                if health.record(None if row.get("error") is None else (row.get("error_kind") or "error")):
+                    outcome.given_up = health.given_up
                 cond.notify_all()
             advance(1)
 
@@ -334,8 +331,7 @@ async def judge_run_async(cfg: RunConfig, store: Store, *, images: dict[str, Pre
     outcome.remaining = len(pending)
     outcome.cost_usd = total_cost(store)
     if failures:  # why, on the console and in logs/run.log, not only in judgements.csv
-        why = (f"{outcome.failed} judgement(s) failed ({', '.join(f'{k}: {v}' for k, v in failures.most_common())})"
-               f"; first: {first_failure[0]}")
+        why = f"{outcome.failed} judgement(s) failed {failures.describe()}"
         log.warning("judge %s: %s", spec.name, why)
         outcome.notes.append(f"judge: {why}")
     if outcome.given_up:
