@@ -9,12 +9,14 @@ setup:
 demo: setup
 	$(VENV)/vlmpipe demo
 
-# The tests that load the offline perplexity model run first, alone (torch uses both cores); the rest then run in
-# two pytest-xdist workers. Both parts always run; the exit status is the worse of the two.
+# First the import layers (lint-imports, contracts in pyproject.toml); then the tests that load the offline perplexity
+# model, alone (torch uses both cores); then the rest in two pytest-xdist workers. All three always run; the exit
+# status is the worst of them.
 test: setup
-	@$(VENV)/python -m pytest -q -m model; a=$$?; \
+	@$(VENV)/lint-imports --no-cache; l=$$?; \
+	$(VENV)/python -m pytest -q -m model; a=$$?; \
 	$(VENV)/python -m pytest -q -n 2 -m "not model"; b=$$?; \
-	exit $$(( a > b ? a : b ))
+	exit $$(( l > a ? (l > b ? l : b) : (a > b ? a : b) ))
 
 lint: setup
 	$(VENV)/ruff check src tests benchmarks scripts

@@ -17,10 +17,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
-from vlmpipe.bench import run_level  # noqa: E402
-from vlmpipe.config import ModelSpec  # noqa: E402
-from vlmpipe.launcher import free_port  # noqa: E402
+from vlmpipe.core.config import ModelSpec  # noqa: E402
 from vlmpipe.providers import Request, make_provider  # noqa: E402
+from vlmpipe.stages.bench import run_level  # noqa: E402
+from vlmpipe.stages.serving.launcher import free_port  # noqa: E402
 
 
 async def measure(base_url: str, requests: int, concurrency: int) -> tuple[float, int]:

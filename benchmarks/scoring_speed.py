@@ -16,16 +16,16 @@ import tempfile
 import time
 from pathlib import Path
 
-from vlmpipe.aggregate import build_summary
-from vlmpipe.config import RunConfig
-from vlmpipe.importers.original import import_original
+from vlmpipe.analysis.aggregate import build_summary
+from vlmpipe.app.pipeline import load_run_config, open_store
+from vlmpipe.core.config import RunConfig
 from vlmpipe.metrics.base import ScoreContext
 from vlmpipe.metrics.grounding import _ocr_enabled, ensure_ocr_text
 from vlmpipe.metrics.language import detect
 from vlmpipe.metrics.overlap import chrf, rouge
 from vlmpipe.metrics.spelling import misspelled
-from vlmpipe.pipeline import load_run_config, open_store
-from vlmpipe.scoring import enabled_metrics, score_run
+from vlmpipe.stages.importers.original import import_original
+from vlmpipe.stages.score import enabled_metrics, score_run
 
 ROOT = Path(__file__).resolve().parent.parent
 

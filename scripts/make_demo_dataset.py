@@ -3,7 +3,7 @@
 
 Each item is a fictional mobile/web app screen (shop "Маркет Плюс", bank
 "Сфера Банк") plus a hand-written user request to a support chat bot.  The
-script writes PNG files and ``manifest.jsonl`` to ``src/vlmpipe/demo/data``.
+script writes PNG files and ``manifest.jsonl`` to ``src/vlmpipe/app/demo/data``.
 
 Requirements: Pillow and the DejaVu Sans fonts (Debian package
 ``fonts-dejavu-core``).  The output is deterministic: no randomness, no
@@ -30,7 +30,7 @@ FONT_DIR = Path("/usr/share/fonts/truetype/dejavu")
 FONT_REGULAR = FONT_DIR / "DejaVuSans.ttf"
 FONT_BOLD = FONT_DIR / "DejaVuSans-Bold.ttf"
 
-DEFAULT_OUT_DIR = Path(__file__).resolve().parents[1] / "src" / "vlmpipe" / "demo" / "data"
+DEFAULT_OUT_DIR = Path(__file__).resolve().parents[1] / "src" / "vlmpipe" / "app" / "demo" / "data"
 
 Color = tuple[int, int, int]
 Box = tuple[int, int, int, int]

@@ -37,7 +37,7 @@ def demo_cli(tmp_path_factory: pytest.TempPathFactory) -> tuple[int, str, Path]:
     """`vlmpipe demo --out DIR` run once per session: (exit code, console output, DIR)."""
     from typer.testing import CliRunner
 
-    from vlmpipe.cli import app
+    from vlmpipe.app.cli import app
 
     out = tmp_path_factory.mktemp("demo") / "runs"
     env = {"COLUMNS": "300", "VLMPIPE_DEFAULT_METRICS_EXCLUDE": ""}  # the demo shows perplexity

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from vlmpipe.config import RunConfig, config_from_dict
+from vlmpipe.core.config import RunConfig, config_from_dict
 from vlmpipe.metrics.base import ScoreContext
 
 

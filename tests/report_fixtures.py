@@ -6,12 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from vlmpipe.aggregate import _aggregate
-from vlmpipe.config import config_from_dict
-from vlmpipe.demo import demo_dir
-from vlmpipe.judge.store import put_judgements, set_judge_meta
-from vlmpipe.pipeline import save_config
-from vlmpipe.store import Store
+from vlmpipe.analysis.aggregate import _aggregate
+from vlmpipe.app.demo import demo_dir
+from vlmpipe.core.config import config_from_dict
+from vlmpipe.core.rundir import save_config
+from vlmpipe.core.store import Store
 
 PLANTED = ('<script>document.title="PWNED";'
            'document.body.appendChild(document.createElement("blink")).id="pwned"</script>')
@@ -82,17 +81,17 @@ def make_synthetic_run(tmp: Path, *, with_judge: bool = True) -> tuple[Any, Path
     store.set_plan(plan)
     store.put_scores(scores)
     if with_judge:
-        put_judgements(store, [
+        store.put_judgements([
             {"key": f"j|{k}|{pos}", "generation_key": k, "model": m, "item": item, "repeat": r,
              "candidate_position": pos, "signature": "sig1", "candidate_score": 8.0 - MODELS.index(m),
              "reference_score": 9.0, "error": None, "attempts": 1,
              "explanation_candidate": "<img src=x onerror=alert(1)> The candidate names the order."
              if m == "Модель-2B" else "Кандидат точен.", "explanation_reference": "Эталон полон."}
             for k, m, _, item, r in plan for pos in ("A", "B")])
-        put_judgements(store, [{"key": "old", "generation_key": plan[0][0], "model": plan[0][1], "item": plan[0][3],
+        store.put_judgements([{"key": "old", "generation_key": plan[0][0], "model": plan[0][1], "item": plan[0][3],
                                 "repeat": 0, "candidate_position": "A", "signature": "old-signature",
                                 "candidate_score": 1.0, "reference_score": 9.0}])
-        set_judge_meta(store, {"signature": "sig1", "mode": "both", "seed": 0, "model": "judge-mini"})
+        store.set_judge_meta({"signature": "sig1", "mode": "both", "seed": 0, "model": "judge-mini"})
     store.close()
     return cfg, run_dir
 
@@ -138,8 +137,8 @@ def patch_summary(monkeypatch: Any) -> None:
     """Make the report stage see the enriched summary (as it will once those stages are merged)."""
     import importlib
 
-    writer = importlib.import_module("vlmpipe.report.writer")  # (vlmpipe.report is also the API function)
-    from vlmpipe.aggregate import build_summary, generation_table
+    writer = importlib.import_module("vlmpipe.render.writer")  # (vlmpipe.render is also the API function)
+    from vlmpipe.analysis.aggregate import build_summary, generation_table
 
     monkeypatch.setattr(writer, "build_summary",
                         lambda cfg, store: enrich(build_summary(cfg, store), generation_table(store)))

@@ -11,20 +11,20 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from fakeserver import FakeOpenAIServer
-from vlmpipe import gpu
-from vlmpipe.bench import (
+from vlmpipe.app.cli import app
+from vlmpipe.app.pipeline import bench
+from vlmpipe.core.config import ModelSpec, config_from_dict
+from vlmpipe.providers import Generation
+from vlmpipe.stages.bench import (
     BenchSettings,
     is_freeze,
     itl_s,
     percentiles,
     prefix_caching_state,
-    run_bench,
     summarize_level,
     tpot_s,
 )
-from vlmpipe.cli import app
-from vlmpipe.config import ModelSpec, config_from_dict
-from vlmpipe.providers import Generation
+from vlmpipe.stages.serving import gpu
 
 TTFT, TOKEN_DELAY = 0.2, 0.02
 ANSWER = " ".join(f"слово{i}" for i in range(31))  # 31 tokens for the fake server: 0.2 + 30 × 0.02 = 0.8 s
@@ -91,11 +91,11 @@ def test_bench_against_a_streaming_server_with_known_delays(tmp_path: Path, monk
             "models": [{"name": "fake", "model": "fake-vlm", "base_url": srv.url, "max_retries": 3}],
         })
         # requests per level: max(items, 4 × level) = 4 at concurrency 1, 64 at concurrency 16
-        result = run_bench(cfg, BenchSettings(levels=[1, 16], warmup=1, freeze_s=5.0))
+        result = bench(cfg, BenchSettings(levels=[1, 16], warmup=1, freeze_s=5.0))
         bodies = list(srv.requests)
     assert len(bodies) == 1 + 4 + 64 and all(b["stream"] for b in bodies)
     assert result.exit_code == 0
-    levels = result.bench["models"]["fake"]["levels"]
+    levels = result.summary["bench"]["models"]["fake"]["levels"]
     one, sixteen = levels["1"], levels["16"]
     for level in (one, sixteen):
         assert level["errors"] == 0 and level["freezes"] == 0 and level["tokens_source"] == "usage"
@@ -105,11 +105,12 @@ def test_bench_against_a_streaming_server_with_known_delays(tmp_path: Path, monk
     assert one["tpot_s"]["p50"] == pytest.approx(TOKEN_DELAY, abs=tolerance(TOKEN_DELAY))
     assert one["itl_s"]["p50"] == pytest.approx(TOKEN_DELAY, abs=tolerance(TOKEN_DELAY))
     assert sixteen["request_throughput"] >= 12 * one["request_throughput"]
-    assert result.bench["models"]["fake"]["prefix_caching"] == "on"
+    assert result.summary["bench"]["models"]["fake"]["prefix_caching"] == "on"
     assert one["server_requests_running_max"] == 2.0
     assert one["gpu_memory_gb_peak"] is None
     assert one["unavailable"]["gpu_memory_gb_peak"] == "NVML unavailable: test has no GPU"
-    assert result.bench["settings"]["tpot_definition"].startswith("(e2e_latency - ttft) / (output_tokens - 1)")
+    tpot = result.summary["bench"]["settings"]["tpot_definition"]
+    assert tpot.startswith("(e2e_latency - ttft) / (output_tokens - 1)")
 
     report = result.run_dir / "report"
     summary = json.loads((report / "summary.json").read_text())
@@ -133,7 +134,7 @@ def test_bench_cli_rejects_bad_levels_and_lists_presets(tmp_path: Path) -> None:
 def test_bench_table_fits_80_columns_without_cutting_figures() -> None:
     from rich.console import Console
 
-    from vlmpipe.bench_report import COLUMNS, bench_table
+    from vlmpipe.render.bench_table import COLUMNS, bench_table
 
     dist = {"p50": 0.0123, "p99": 0.0456}
     level = {"completed": 16, "requests": 16, "request_throughput": 7.5, "output_tokens_per_s": 412.3,
@@ -170,7 +171,7 @@ def test_bench_says_why_requests_failed(tmp_path: Path, monkeypatch: pytest.Monk
     cfg = config_from_dict({"name": "dead", "output_dir": str(tmp_path / "runs"), "dataset": {"path": str(data)},
                             "models": [{"name": "dead", "base_url": "http://127.0.0.1:9/v1"}]})
     said: list[str] = []
-    result = run_bench(cfg, BenchSettings(levels=[1], requests=2, warmup=0), log=said.append)
+    result = bench(cfg, BenchSettings(levels=[1], requests=2, warmup=0), log=said.append)
     assert result.exit_code == 1
     assert said == ["dead @ 1: 0/2 ok, 0.00 req/s; errors: connection: 2; first: connection to "
                     "http://127.0.0.1:9/v1 failed: ConnectError: All connection attempts failed"]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from vlmpipe.config import config_from_dict
+from vlmpipe.core.config import config_from_dict
 from vlmpipe.metrics.base import ScoreContext
 from vlmpipe.metrics.bleurt import NO_CHECKPOINT, BleurtMetric, BleurtModel
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from vlmpipe.cli import app
-from vlmpipe.compare import compare_runs, compare_summaries
+from vlmpipe.analysis.compare import compare_runs, compare_summaries
+from vlmpipe.app.cli import app
 
 
 def _summary(ratio: float, ci: list[float], latency: float, extra_model: str | None = None) -> dict:

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from browser import Chromium, chromium_path
 from html_tables import table
-from vlmpipe.cli import app
+from vlmpipe.app.cli import app
 
 EVIL = '<script>document.title="PWNED";document.body.appendChild(document.createElement("blink")).id="pwned"</script>'
 EVIL_MODEL = "Qwen" + EVIL

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from vlmpipe.config import ConfigError, config_from_dict, default_system_prompt, load_config
+from vlmpipe.core.config import ConfigError, config_from_dict, default_system_prompt, load_config
 
 
 def write(tmp_path: Path, text: str) -> Path:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rich.console import Console
 
-from vlmpipe.report.console import failures_note, ranking_table
+from vlmpipe.render.console import failures_note, ranking_table
 
 
 def _summary() -> dict:
@@ -55,7 +55,7 @@ def test_a_narrow_table_keeps_its_title_on_one_line() -> None:
 
 
 def test_compare_table_names_every_model_and_field_whole_in_80_columns() -> None:
-    from vlmpipe.report.console import compare_table
+    from vlmpipe.render.console import compare_table
 
     result = {"models": {name: {"hallucinated_number_rate": {"a": 0.02, "b": 0.0, "diff": -0.02},
                                 "judge.ratio_mean": {"a": 0.868, "b": 0.852, "diff": -0.016,

@@ -4,9 +4,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from vlmpipe.config import DatasetConfig
-from vlmpipe.dataset import DatasetError, load_image, load_items, resolve_image_path
-from vlmpipe.images import ImageError
+from vlmpipe.core.config import DatasetConfig
+from vlmpipe.core.dataset import DatasetError, load_image, load_items, resolve_image_path
+from vlmpipe.core.images import ImageError
 
 
 def make_folder(tmp_path: Path, names: list[str]) -> Path:
@@ -75,7 +75,7 @@ def test_paths_outside_the_dataset_folder_are_refused(tmp_path: Path) -> None:
 
 
 def test_load_image_reports_missing_file(tmp_path: Path) -> None:
-    from vlmpipe.dataset import Item
+    from vlmpipe.core.dataset import Item
 
     d = make_folder(tmp_path, ["a.png"])
     assert load_image(d, Item("a", "a.png")).width == 10

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from vlmpipe.findings import derive_findings
+from vlmpipe.analysis.findings import derive_findings
 
 
 def _model(**kw: Any) -> dict[str, Any]:

@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from vlmpipe import gpu
-from vlmpipe.config import ModelSpec
-from vlmpipe.gpu import GIB, GpuSampler, load_nvml, parse_visible_devices
-from vlmpipe.server_metrics import parse_prometheus, snapshot
-from vlmpipe.serving import ResourceMonitor
+from vlmpipe.core.config import ModelSpec
+from vlmpipe.stages.serving import gpu
+from vlmpipe.stages.serving.gpu import GIB, GpuSampler, load_nvml, parse_visible_devices
+from vlmpipe.stages.serving.server_metrics import parse_prometheus, snapshot
+from vlmpipe.stages.serving.session import ResourceMonitor
 
 
 class FakeNVMLError(Exception):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from metric_helpers import make_ctx, rows
-from vlmpipe.facts import FactIndex, fact_present, facts_from_reference, find_mentions, parse_fact
+from vlmpipe.core.facts import FactIndex, fact_present, facts_from_reference, find_mentions, parse_fact
 from vlmpipe.metrics.grounding import Grounding, ground, item_facts
 
 REF = ("Здравствуйте! Мой заказ № 02632305-0222 на сумму 20 588 ₽ отменили 23 октября в 20:32. "
@@ -97,15 +97,15 @@ def test_no_facts_and_no_sources(tmp_path) -> None:
 
 
 def test_ocr_text_is_computed_once_and_stored(tmp_path) -> None:
-    from vlmpipe.providers.ocr import ocr_available
-    from vlmpipe.store import Store
+    from vlmpipe.core.ocr import ocr_available
+    from vlmpipe.core.store import Store
 
     ok, why = ocr_available()
     if not ok:
         pytest.skip(f"OCR unavailable here: {why}")
     import shutil
 
-    from vlmpipe.demo import demo_dir
+    from vlmpipe.app.demo import demo_dir
 
     shutil.copy(demo_dir() / "data" / "failed_payment.png", tmp_path / "shot.png")
     store = Store(tmp_path / "run.sqlite")

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from vlmpipe.images import ImageError, prepare_image, sniff_format
+from vlmpipe.core.images import ImageError, prepare_image, sniff_format
 
 
 def png_bytes(im: Image.Image) -> bytes:

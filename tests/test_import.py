@@ -9,11 +9,11 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from vlmpipe.cli import app
-from vlmpipe.importers import ImportDataError
-from vlmpipe.importers.original import import_original
-from vlmpipe.importers.table import import_table, parse_mapping
-from vlmpipe.pipeline import open_store, score
+from vlmpipe.app.cli import app
+from vlmpipe.app.pipeline import open_store, score
+from vlmpipe.stages.importers import ImportDataError
+from vlmpipe.stages.importers.original import import_original
+from vlmpipe.stages.importers.table import import_table, parse_mapping
 
 runner = CliRunner()
 REF = "Здравствуйте! Заказ 02632305-0222 на 3 270 ₽ отменили 23 октября. Почему?"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from fakeserver import FakeOpenAIServer
 from reliability_helpers import make_images, model, write_config
-from vlmpipe.store import Store
+from vlmpipe.core.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -24,7 +24,7 @@ def test_ctrl_c_says_what_was_kept_and_the_same_command_continues(tmp_path: Path
         env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
         # SIGINT must reach Python's default handler, as it does from a terminal (a shell's background job
         # would inherit SIGINT ignored)
-        proc = subprocess.Popen([sys.executable, "-m", "vlmpipe.cli", "run", str(cfg), "--quiet"], env=env,
+        proc = subprocess.Popen([sys.executable, "-m", "vlmpipe.app.cli", "run", str(cfg), "--quiet"], env=env,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                 preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         deadline = time.monotonic() + 60
@@ -41,7 +41,7 @@ def test_ctrl_c_says_what_was_kept_and_the_same_command_continues(tmp_path: Path
         assert 1 <= len(kept) < 3
         srv.ttft_s = 0.0
         before = srv.request_count
-        again = subprocess.run([sys.executable, "-m", "vlmpipe.cli", "run", str(cfg), "--quiet"], env=env,
+        again = subprocess.run([sys.executable, "-m", "vlmpipe.app.cli", "run", str(cfg), "--quiet"], env=env,
                                capture_output=True, text=True, timeout=120)
         assert again.returncode == 0, again.stderr
         assert srv.request_count - before == 3 - len(kept)  # only what was missing is sent

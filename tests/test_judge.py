@@ -19,15 +19,14 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from fakeserver import Behavior, FakeOpenAIServer
-from vlmpipe.cli import app
-from vlmpipe.config import RunConfig, config_from_dict
-from vlmpipe.judge import judge_run
-from vlmpipe.judge.aggregate import model_judgements
-from vlmpipe.judge.run import positions
-from vlmpipe.judge.store import judge_meta, judgements
-from vlmpipe.pipeline import open_store, run, save_config
-from vlmpipe.references import apply_references
-from vlmpipe.store import Store
+from vlmpipe.analysis.judge import model_judgements
+from vlmpipe.app.cli import app
+from vlmpipe.app.pipeline import open_store, run, save_config
+from vlmpipe.core.config import RunConfig, config_from_dict
+from vlmpipe.core.store import Store
+from vlmpipe.stages.judge import judge_run
+from vlmpipe.stages.judge.run import positions
+from vlmpipe.stages.references import apply_references
 
 ITEMS = ["card", "order", "refund", "login"]
 GOOD, BAD = "secret-model-alpha", "secret-model-beta"
@@ -158,7 +157,7 @@ def test_random_mode_leaves_order_noise(tmp_path: Path, candidates) -> None:
     good = result.summary["models"][GOOD]["judge"]
     assert n_requests == 2 * 4 * 3  # one order per generation
     with open_store(result.run_dir) as store:
-        rows = [r for r in judgements(store) if r["model"] == GOOD]
+        rows = [r for r in store.judgements() if r["model"] == GOOD]
     by_pos = {p: [r["candidate_score"] / r["reference_score"] for r in rows if r["candidate_position"] == p]
               for p in ("A", "B")}
     assert by_pos["A"] and by_pos["B"]  # the seeded draw used both orders, and recorded them
@@ -186,7 +185,7 @@ def test_malformed_answers_are_retried_then_recorded_as_failures(tmp_path: Path,
             cfg.judge.enabled = True
             outcome = judge_run(cfg, store, show_progress=False)
             n_requests = len(judge_srv.requests)
-        rows = judgements(store)
+        rows = store.judgements()
     failed = [r for r in rows if r["error"]]
     assert len(failed) == 2  # the MALFORMED answer, in both orders
     assert all(r["error_kind"] == "malformed" and r["attempts"] == 3 for r in failed)
@@ -225,7 +224,7 @@ def test_limit_then_resume_pays_each_judgement_once(tmp_path: Path, candidates) 
         prompts = [json.dumps(b["messages"], ensure_ascii=False) for b in judge_srv.requests]
         # the fake candidates answer each repeat identically: 16 distinct prompts, each once per repeat
         assert sorted({prompts.count(p) for p in prompts}) == [2] and len(set(prompts)) == 16
-        assert len(judgements(store)) == 32
+        assert len(store.judgements()) == 32
 
 
 def test_interrupted_by_server_failure_resumes_only_the_unfinished(tmp_path: Path, candidates) -> None:
@@ -246,14 +245,14 @@ def test_interrupted_by_server_failure_resumes_only_the_unfinished(tmp_path: Pat
             cfg.judge.model.base_url = healthy.url  # type: ignore[union-attr]
             second = judge_run(cfg, store, show_progress=False)
             assert len(healthy.requests) == 22 and second.judged == 22
-        assert all(r["error"] is None for r in judgements(store))
+        assert all(r["error"] is None for r in store.judgements())
 
 
 def test_an_unreachable_judge_server_is_given_up_after_a_few_requests(tmp_path: Path, candidates) -> None:
     cfg = _generated_run(tmp_path, candidates.url)  # 32 judgements to make; the judge's port is closed
     with open_store(cfg.run_dir) as store:
         outcome = judge_run(cfg, store, show_progress=False)
-        stored = judgements(store)
+        stored = store.judgements()
     # 5 connection failures in a row give the server up; at most the 3 other workers' requests were in flight
     assert 5 <= outcome.requested == outcome.failed == len(stored) <= 5 + 3
     assert outcome.judged == 0 and outcome.remaining == 32 - outcome.requested
@@ -273,7 +272,7 @@ def test_max_cost_stops_before_exceeding(tmp_path: Path, candidates) -> None:
         per = one.cost_usd
         assert per > 0
         # prices 1 and 2 USD per 1M tokens: the cost is exactly the tokens the server reported
-        row = judgements(store)[0]
+        row = store.judgements()[0]
         assert per == pytest.approx((row["prompt_tokens"] * 1 + row["completion_tokens"] * 2) / 1e6)
         budget = per * 4.5
         out = judge_run(cfg, store, max_cost=budget, show_progress=False)
@@ -348,7 +347,7 @@ def test_reference_model_answers_become_the_references(tmp_path: Path) -> None:
 
 
 def test_demo_enables_the_judge_from_the_environment() -> None:
-    from vlmpipe.judge.env import apply_judge_env, judge_spec_from_env
+    from vlmpipe.app.demo.judge_env import apply_judge_env, judge_spec_from_env
 
     assert judge_spec_from_env({}) is None
     spec = judge_spec_from_env({"OPENAI_API_KEY": "sk-x"})
@@ -356,7 +355,7 @@ def test_demo_enables_the_judge_from_the_environment() -> None:
     assert spec.api_key_env == "OPENAI_API_KEY" and "sk-x" not in spec.model_dump_json()
     local = judge_spec_from_env({"VLMPIPE_JUDGE_BASE_URL": "http://127.0.0.1:1/v1", "VLMPIPE_JUDGE_MODEL": "qwen"})
     assert local is not None and local.model_id == "qwen" and local.api_key_env is None
-    from vlmpipe.demo import demo_config
+    from vlmpipe.app.demo import demo_config
 
     cfg = apply_judge_env(demo_config(), {"VLMPIPE_JUDGE_BASE_URL": "http://127.0.0.1:1/v1",
                                           "VLMPIPE_JUDGE_MODEL": "qwen", "VLMPIPE_REFERENCE_MODEL": "big"})
@@ -370,7 +369,7 @@ def test_ratio_spread_is_zero_in_both_mode_only(tmp_path: Path, candidates) -> N
         with FakeOpenAIServer(responder=BiasedJudge()) as judge_srv:
             res = run(make_config(tmp_path / mode, candidates.url, judge_srv.url, mode=mode), show_progress=False)
         with open_store(res.run_dir) as store:
-            per = model_judgements(store, judge_meta(store))[GOOD]
+            per = model_judgements(store, store.judge_meta())[GOOD]
         spreads[mode] = float(np.std([j["candidate"] / j["reference"] for _, j in per]))
     assert spreads["both"] == pytest.approx(0.0, abs=1e-12) and spreads["random"] > 0.1
 
@@ -401,7 +400,7 @@ def test_judge_requests_in_flight_follow_the_servers_429s(tmp_path: Path, candid
     """As for generation: a burst of 429s from the judge server halves the judge's requests in flight (8 → ≤ 4),
     and every judgement still succeeds after its retries."""
     from reliability_helpers import InFlightCounter
-    from vlmpipe.judge import run as judge_run_mod
+    from vlmpipe.stages.judge import run as judge_run_mod
 
     cfg = _generated_run(tmp_path, candidates.url)
     counter = InFlightCounter(monkeypatch, burst=range(12, 16))

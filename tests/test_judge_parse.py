@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from vlmpipe.judge.parse import JudgeParseError, parse_verdict
-from vlmpipe.judge.prompts import load_templates, neutralise, render
+from vlmpipe.stages.judge.parse import JudgeParseError, parse_verdict
+from vlmpipe.stages.judge.prompts import load_templates, neutralise, render
 
 
 def test_plain_json() -> None:
@@ -59,8 +59,8 @@ def test_template_dir_overrides_one_template(tmp_path) -> None:
 
 
 def test_a_template_dir_that_cannot_work_is_a_config_error(tmp_path) -> None:
-    from vlmpipe.config import ConfigError
-    from vlmpipe.judge.run import check_templates
+    from vlmpipe.core.config import ConfigError
+    from vlmpipe.stages.judge.run import check_templates
 
     with pytest.raises(ConfigError, match=r"judge.template_dir: .*my_prmopts is not a folder"):
         check_templates(tmp_path / "my_prmopts")  # misspelt: the bundled prompts were used without a word

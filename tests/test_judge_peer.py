@@ -7,10 +7,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from vlmpipe.aggregate import build_summary
-from vlmpipe.config import config_from_dict
-from vlmpipe.judge import import_recorded_judgements
-from vlmpipe.store import Store
+from vlmpipe.analysis.aggregate import build_summary
+from vlmpipe.core.config import config_from_dict
+from vlmpipe.core.store import Store
+from vlmpipe.stages.importers.recorded_judgements import import_recorded_judgements
 
 # model: (ratio, ± half-width) as published in ../shared/peer/README.md
 PUBLISHED = {

@@ -9,9 +9,9 @@ from typer.testing import CliRunner
 
 from fakeserver import FakeOpenAIServer
 from reliability_helpers import make_images, model, write_config
-from vlmpipe.cli import app
-from vlmpipe.config import ConfigError, config_from_dict
-from vlmpipe.keys import require_api_keys
+from vlmpipe.app.cli import app
+from vlmpipe.core.config import ConfigError, config_from_dict
+from vlmpipe.core.keys import require_api_keys
 
 KEY_VAR = "VLMPIPE_TEST_UNSET_KEY"
 

@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from vlmpipe import gpu
-from vlmpipe.config import ConfigError, ModelSpec, config_from_dict
-from vlmpipe.launcher import (
+from vlmpipe.app.pipeline import run
+from vlmpipe.core.config import ConfigError, ModelSpec, config_from_dict
+from vlmpipe.stages.serving import gpu
+from vlmpipe.stages.serving.launcher import (
     ServerLaunchError,
     build_command,
     port_is_free,
@@ -23,8 +24,7 @@ from vlmpipe.launcher import (
     stop_server,
     wait_ready,
 )
-from vlmpipe.pipeline import run
-from vlmpipe.serving import model_session, weights_gb_from_log
+from vlmpipe.stages.serving.session import model_session, weights_gb_from_log
 
 FAKESERVER = str(Path(__file__).parent / "fakeserver.py")
 
@@ -151,7 +151,7 @@ def test_run_launches_waits_stops_and_survives_a_crashing_server(
     # the stand-in server serves vLLM's gauges on /metrics; they were scraped while the model ran
     assert good["server_kv_cache_usage_peak"] == pytest.approx(0.25)
 
-    from vlmpipe.store import Store
+    from vlmpipe.core.store import Store
 
     with Store(result.run_dir / "run.sqlite") as store:
         gens = store.generations()
@@ -220,7 +220,7 @@ def test_weights_memory_is_read_from_the_vllm_log(tmp_path: Path) -> None:
 
 
 async def test_a_server_that_dies_while_serving_is_reported(tmp_path: Path) -> None:
-    from vlmpipe.store import Store
+    from vlmpipe.core.store import Store
 
     cfg = config_from_dict({"name": "dies", "output_dir": str(tmp_path), "dataset": {"path": str(tmp_path)},
                             "models": [{"name": "m", "model": "fake-vlm",

@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 
-from vlmpipe.config import ModelSpec
+from vlmpipe.core.config import ModelSpec
+from vlmpipe.core.ocr import ocr_available
 from vlmpipe.providers import Request
-from vlmpipe.providers.ocr import OcrProvider, compose_request, ocr_available
+from vlmpipe.providers.ocr import OcrProvider, compose_request
 
 FONT = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
 

@@ -6,8 +6,8 @@ import pytest
 from rouge_score import rouge_scorer
 
 from metric_helpers import make_ctx, rows
+from vlmpipe.core.wordtokens import StemmingTokenizer
 from vlmpipe.metrics.overlap import Chrf, Rouge, chrf, rouge
-from vlmpipe.wordtokens import StemmingTokenizer
 
 REF = "Мой заказ отменили вчера"
 GEN = "Заказ отменён вчера вечером"

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import yaml
 
-from vlmpipe.aggregate import generation_table
-from vlmpipe.importers.original import import_original
+from vlmpipe.analysis.aggregate import generation_table
+from vlmpipe.app.pipeline import open_store, score
 from vlmpipe.metrics import REGISTRY
-from vlmpipe.pipeline import open_store, score
+from vlmpipe.stages.importers.original import import_original
 
 # The peer's published per-model values: avg time s, avg length, avg chars/s (README table).
 PUBLISHED = {

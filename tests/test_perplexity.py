@@ -118,9 +118,9 @@ def _seed(store, models: dict[str, list[str]]) -> None:
 
 
 def test_adding_a_model_scores_only_its_texts_and_the_summary_names_the_scorer(tmp_path):
-    from vlmpipe.aggregate import build_summary
-    from vlmpipe.scoring import score_run
-    from vlmpipe.store import Store
+    from vlmpipe.analysis.aggregate import build_summary
+    from vlmpipe.core.store import Store
+    from vlmpipe.stages.score import score_run
 
     with FakeOpenAIServer(models=("scorer-lm",)) as srv, Store(tmp_path / "run.sqlite") as store:
         cfg = make_ctx(tmp_path, enabled=["perplexity"], settings={"perplexity": {

@@ -9,7 +9,7 @@ from PIL import Image
 
 import vlmpipe
 from fakeserver import FakeOpenAIServer
-from vlmpipe.config import config_from_dict
+from vlmpipe.core.config import config_from_dict
 from vlmpipe.metrics.perplexity import PerplexitySettings, scorer_identity
 
 

@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 
 from fakeserver import FakeOpenAIServer
-from vlmpipe.config import ConfigError, ModelSpec, config_from_dict, load_config
-from vlmpipe.launcher import build_command
-from vlmpipe.presets import PRESETS
+from vlmpipe.core.config import ConfigError, ModelSpec, config_from_dict, load_config
+from vlmpipe.core.presets import PRESETS
 from vlmpipe.providers import Request, make_provider
 from vlmpipe.providers.replicas import ReplicaProvider
+from vlmpipe.stages.serving.launcher import build_command
 
 EXAMPLE = Path(__file__).parent.parent / "examples" / "qwen2-vl-eight.yaml"
 
@@ -71,7 +71,7 @@ def test_models_command_shows_every_preset_name_whole_in_80_columns(monkeypatch:
     from rich.console import Console
     from typer.testing import CliRunner
 
-    from vlmpipe import cli
+    from vlmpipe.app import cli
 
     monkeypatch.setattr(cli, "console", Console(width=80))
     result = CliRunner().invoke(cli.app, ["models"])

@@ -6,7 +6,7 @@ from typing import Any
 import pytest
 
 from fakeserver import Behavior, FakeOpenAIServer
-from vlmpipe.config import ModelSpec
+from vlmpipe.core.config import ModelSpec
 from vlmpipe.providers import Generation, Request
 from vlmpipe.providers.openai_compat import OpenAICompatProvider
 

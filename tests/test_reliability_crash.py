@@ -22,8 +22,8 @@ from typing import Any
 
 from fakeserver import FakeOpenAIServer
 from reliability_helpers import image_digest, make_images, model, write_config, write_manifest
-from vlmpipe.pipeline import run
-from vlmpipe.pipeline import score as score_pipeline
+from vlmpipe.app.pipeline import run
+from vlmpipe.app.pipeline import score as score_pipeline
 
 ROOT = Path(__file__).resolve().parents[1]
 ITEMS, REPEATS, CONCURRENCY = 5, 3, 3
@@ -68,7 +68,7 @@ def _stored(db: Path, sql: str = GENERATED) -> int:
 def _run_until_killed(cfg: Path, db: Path, sql: str, target: int, extra_s: float, command: str = "run") -> bool:
     """Start ``vlmpipe run`` (or ``command``) and SIGKILL it once ``sql`` counts ``target`` rows, plus ``extra_s``.
     Returns whether it was killed (False: it finished first)."""
-    proc = subprocess.Popen([sys.executable, "-m", "vlmpipe.cli", command, str(cfg), "--quiet"], env=_env(),
+    proc = subprocess.Popen([sys.executable, "-m", "vlmpipe.app.cli", command, str(cfg), "--quiet"], env=_env(),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 60
@@ -129,7 +129,7 @@ def test_killed_runs_resume_to_exactly_the_plan_with_identical_aggregates(tmp_pa
             kills += killed
             judge_kills += killed and _stored(db) == PLANNED
         stored_before_resume = _stored(db), _stored(db, JUDGED)
-        final = subprocess.run([sys.executable, "-m", "vlmpipe.cli", "run", str(cfg), "--quiet"], env=_env(),
+        final = subprocess.run([sys.executable, "-m", "vlmpipe.app.cli", "run", str(cfg), "--quiet"], env=_env(),
                                capture_output=True, text=True, timeout=120)
         resumed_requests = list(srv.requests)
 
@@ -185,7 +185,7 @@ def test_killed_scoring_resumes_to_the_same_scores(tmp_path: Path) -> None:
     for k in sorted(rng.sample(range(1, 8), 3)):  # after k metric columns were stored
         kills += _run_until_killed(run_dir, run_dir / "run.sqlite", scored, k * n, rng.uniform(0, 0.05), "score")
     partial = _stored(run_dir / "run.sqlite", scored)
-    final = subprocess.run([sys.executable, "-m", "vlmpipe.cli", "score", str(run_dir), "--quiet"], env=_env(),
+    final = subprocess.run([sys.executable, "-m", "vlmpipe.app.cli", "score", str(run_dir), "--quiet"], env=_env(),
                            capture_output=True, text=True, timeout=120)
     score_pipeline(baseline_dir, show_progress=False)
     assert final.returncode == 0, final.stderr
@@ -205,7 +205,7 @@ def test_killed_scoring_resumes_to_the_same_scores(tmp_path: Path) -> None:
 WRITER = textwrap.dedent(
     """
     import sys
-    from vlmpipe.store import Store
+    from vlmpipe.core.store import Store
 
     store = Store(sys.argv[1])
     batch = 0

@@ -18,9 +18,9 @@ from openpyxl import load_workbook
 
 from fakeserver import Behavior, FakeOpenAIServer
 from reliability_helpers import InFlightCounter, image_digest, image_responder, make_images, model, write_config
-from vlmpipe import generate as generate_mod
-from vlmpipe.limiter import AdaptiveLimiter
-from vlmpipe.pipeline import run
+from vlmpipe.app.pipeline import run
+from vlmpipe.core.limiter import AdaptiveLimiter
+from vlmpipe.stages import generate as generate_mod
 
 # (behaviour on every attempt, or on the first attempt only) -> what the stored row must say
 FAULTS: list[tuple[str, Behavior, bool, str | None]] = [

@@ -17,8 +17,8 @@ from typer.testing import CliRunner
 from fakeserver import Behavior, FakeOpenAIServer
 from reliability_helpers import image_responder, make_images, model, png_header_only, write_config, write_manifest
 from test_images import rgba16_png
-from vlmpipe.cli import app
-from vlmpipe.images import ImageError, prepare_image
+from vlmpipe.app.cli import app
+from vlmpipe.core.images import ImageError, prepare_image
 
 
 def _url_in(body: dict[str, Any]) -> str | None:

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from fakeserver import FakeOpenAIServer
 from reliability_helpers import image_responder, make_images, model, write_config, write_manifest
-from vlmpipe.cli import app
+from vlmpipe.app.cli import app
 
 ITEMS, CONCURRENCY = 12, 2
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from fakeserver import Behavior, FakeOpenAIServer
 from reliability_helpers import file_digest, image_digest, image_responder, make_images, model, write_config
-from vlmpipe.redact import redact
+from vlmpipe.core.redact import redact
 
 ROOT = Path(__file__).resolve().parents[1]
 SENTINEL = "sk-SENTINEL-8c1f0e2d9b7a4c3e"
@@ -37,7 +37,7 @@ def test_sentinel_key_is_in_no_file_and_no_console_output(tmp_path: Path) -> Non
                   model("echoed", echo.url, api_key_env="VLMPIPE_TEST_KEY")]
         cfg = write_config(tmp_path / "c.yaml", data, models)
         env = dict(os.environ, PYTHONPATH=str(ROOT / "src"), VLMPIPE_TEST_KEY=SENTINEL)
-        proc = subprocess.run([sys.executable, "-m", "vlmpipe.cli", "run", str(cfg)], env=env, capture_output=True,
+        proc = subprocess.run([sys.executable, "-m", "vlmpipe.app.cli", "run", str(cfg)], env=env, capture_output=True,
                               text=True, timeout=120)
         sent = [h.get("authorization") for h in wrong.headers + echo.headers]
     assert proc.returncode == 1, proc.stderr

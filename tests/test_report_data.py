@@ -2,28 +2,29 @@
 
 from __future__ import annotations
 
-from vlmpipe.report import data
+from vlmpipe.analysis import access
+from vlmpipe.render import data
 
 
 def test_family_strips_variant_suffixes() -> None:
-    assert data.family("Qwen2-VL-7B-Instruct-GPTQ-Int4") == "Qwen2-VL-7B-Instruct"
-    assert data.family("Qwen/Qwen2-VL-7B-Instruct-AWQ") == "Qwen2-VL-7B-Instruct"
-    assert data.family("Qwen2-VL-2B-Instruct") == "Qwen2-VL-2B-Instruct"
-    assert data.family("llava-1.6-fp8") == "llava-1.6"
-    assert data.family("Qwen2-VL-2B-Instruct") != data.family("Qwen2-VL-7B-Instruct")
+    assert access.family("Qwen2-VL-7B-Instruct-GPTQ-Int4") == "Qwen2-VL-7B-Instruct"
+    assert access.family("Qwen/Qwen2-VL-7B-Instruct-AWQ") == "Qwen2-VL-7B-Instruct"
+    assert access.family("Qwen2-VL-2B-Instruct") == "Qwen2-VL-2B-Instruct"
+    assert access.family("llava-1.6-fp8") == "llava-1.6"
+    assert access.family("Qwen2-VL-2B-Instruct") != access.family("Qwen2-VL-7B-Instruct")
 
 
 def test_pairwise_spellings_and_reversal() -> None:
     s = {"pairwise": [{"model_a": "x", "model_b": "y", "difference": 0.1, "diff_ci95": [0.02, 0.2],
                        "prob_a_better": 0.97}, {"a": "x"}, "junk"]}
-    pairs = data.pairwise(s)
+    pairs = access.pairwise(s)
     assert len(pairs) == 1 and pairs[0]["ci95"] == (0.02, 0.2) and pairs[0]["p_a_better"] == 0.97
-    back = data.find_pair(pairs, "y", "x")
+    back = access.find_pair(pairs, "y", "x")
     assert back["diff"] == -0.1 and back["ci95"] == (-0.2, -0.02) and abs(back["p_a_better"] - 0.03) < 1e-12
-    assert data.find_pair(pairs, "x", "z") is None
+    assert access.find_pair(pairs, "x", "z") is None
     as_judge_writes = {"pairwise": {"judge.ratio": [{"a": "x", "b": "y", "metric": "judge.ratio_mean", "diff": 0.1,
                                                      "ci95": [0.02, 0.2], "p_a_better": 0.97, "n_items": 10}]}}
-    (p,) = data.pairwise(as_judge_writes)
+    (p,) = access.pairwise(as_judge_writes)
     assert p["metric"] == "judge.ratio_mean" and p["n"] == 10 and p["ci95"] == (0.02, 0.2)
 
 

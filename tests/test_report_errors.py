@@ -10,9 +10,9 @@ import pytest
 from browser import Chromium, chromium_path
 from html_tables import table
 from report_fixtures import ITEMS, MODELS, REPEATS, key, make_synthetic_run, patch_summary
-from vlmpipe.pipeline import report
-from vlmpipe.report.html import render_index
-from vlmpipe.store import Store
+from vlmpipe.app.pipeline import report
+from vlmpipe.core.store import Store
+from vlmpipe.render.html import render_index
 
 #: Failures planted on top of the synthetic run's one timeout (Модель-2B, blocked_card, repeat 1).
 FAILURES = [("Qwen2-VL-7B-Instruct-AWQ", "failed_payment", 1, "http_500"),

@@ -10,7 +10,7 @@ import pytest
 
 from browser import Chromium, chromium_path
 from report_fixtures import ITEMS, MODELS, PLANTED, REPEATS, make_synthetic_run, patch_summary
-from vlmpipe.pipeline import report
+from vlmpipe.app.pipeline import report
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import vlmpipe
 from browser import Chromium, chromium_path
 from fakeserver import FakeOpenAIServer
 from test_judge import BAD, GOOD, ITEMS, BiasedJudge, candidate_responder, make_config
-from vlmpipe.pipeline import open_store
+from vlmpipe.app.pipeline import open_store
 
 
 @pytest.mark.skipif(chromium_path() is None, reason="chromium not installed (scripts/setup.sh installs it)")

@@ -9,9 +9,10 @@ import pytest
 from PIL import Image
 
 from report_fixtures import enrich, make_synthetic_run
-from vlmpipe.aggregate import build_summary, generation_table
-from vlmpipe.report.plots import pareto_front, write_plots
-from vlmpipe.store import Store
+from vlmpipe.analysis.aggregate import build_summary, generation_table
+from vlmpipe.core.stats import pareto_front
+from vlmpipe.core.store import Store
+from vlmpipe.render.plots import write_plots
 
 ALL = {"tech_stats", "latency", "bar_perplexity", "bar_rouge1_f", "bar_chrf", "judge_ratio", "decision",
        "paired_differences", "stability"}
@@ -73,7 +74,7 @@ def test_glyph_check_catches_an_undrawable_label(tmp_path: Path) -> None:
 def test_latency_log_scale_only_when_a_model_freezes(tmp_path: Path) -> None:
     import matplotlib.pyplot as plt
 
-    from vlmpipe.report.plots import latency
+    from vlmpipe.render.plots import latency
 
     summary, table = _inputs(tmp_path, enriched=False)
     fig, _ = latency(summary, table)

@@ -10,8 +10,8 @@ import openpyxl
 import pytest
 
 from report_fixtures import ITEMS, MODELS, PLANTED, REPEATS, make_synthetic_run, patch_summary
-from vlmpipe.pipeline import report
-from vlmpipe.report.tables import BASE_COLUMNS
+from vlmpipe.app.pipeline import report
+from vlmpipe.render.tables import BASE_COLUMNS
 
 
 @pytest.fixture
@@ -101,8 +101,8 @@ def test_csvs_match_sheets_and_generations_contract(synthetic: Path) -> None:
 
 def test_without_judge_the_sheet_says_so(tmp_path: Path) -> None:
     cfg, run_dir = make_synthetic_run(tmp_path, with_judge=False)
-    from vlmpipe.report.writer import write_report
-    from vlmpipe.store import Store
+    from vlmpipe.core.store import Store
+    from vlmpipe.render.writer import write_report
 
     with Store(run_dir / "run.sqlite") as store:
         write_report(cfg, store, run_dir)
@@ -114,14 +114,14 @@ def test_without_judge_the_sheet_says_so(tmp_path: Path) -> None:
 
 def test_judgements_outside_the_plan_are_left_out(tmp_path: Path) -> None:
     from report_fixtures import key
-    from vlmpipe.report.data import judgements
-    from vlmpipe.store import Store
+    from vlmpipe.analysis.judge import plan_judgements
+    from vlmpipe.core.store import Store
 
     _, run_dir = make_synthetic_run(tmp_path)
     with Store(run_dir / "run.sqlite") as store:
-        assert len(judgements(store)) == 64
+        assert len(plan_judgements(store)) == 64
         store.conn.execute("DELETE FROM plan WHERE key = ?", (key(MODELS[0], ITEMS[0][0], 0),))
-        rows = judgements(store)
+        rows = plan_judgements(store)
     assert len(rows) == 62
     assert [r["candidate_position"] for r in rows[:2]] == ["A", "B"]
     row = next(r for r in rows if r["generation_key"] == key(MODELS[1], ITEMS[1][0], 1))

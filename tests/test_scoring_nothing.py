@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from reliability_helpers import make_images, model
-from vlmpipe.config import config_from_dict
+from vlmpipe.app.pipeline import run
+from vlmpipe.core.config import config_from_dict
 from vlmpipe.metrics.perplexity import PerplexityMetric
-from vlmpipe.pipeline import run
 
 
 def test_no_successful_generation_loads_no_metric_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

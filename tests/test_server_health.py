@@ -1,6 +1,6 @@
 """Giving a server up (shared by the generation and judge stages) and the failure tally, by hand."""
 
-from vlmpipe.server_health import GIVE_UP_AFTER, FailureTally, ServerHealth
+from vlmpipe.core.server_health import GIVE_UP_AFTER, FailureTally, ServerHealth
 
 
 def test_given_up_after_connection_failures_in_a_row_only_while_nothing_succeeded() -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from vlmpipe.analysis.stability import consistency, distinct_share, stability_summary, unavailable_reasons
 from vlmpipe.metrics.overlap import chrf
-from vlmpipe.stability import consistency, distinct_share, stability_summary, unavailable_reasons
 
 
 def row(item: str, text: str, rouge1: float | None = None, latency: float = 1.0) -> dict:

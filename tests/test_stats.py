@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from vlmpipe.stats import cluster_bootstrap_ci95, naive_ci95, paired_bootstrap
+from vlmpipe.core.stats import cluster_bootstrap_ci95, naive_ci95, paired_bootstrap
 
 
 def test_constant_sample_gives_zero_width_intervals() -> None:

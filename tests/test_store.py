@@ -13,7 +13,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from vlmpipe.store import Store
+from vlmpipe.core.store import Store
 
 TESTS = Path(__file__).parent
 
@@ -83,7 +83,7 @@ def test_killed_run_resumes_without_duplicates(tmp_path: Path) -> None:
     try:
         config = make_run(tmp_path, port)
         db = tmp_path / "runs" / "resume" / "run.sqlite"
-        cmd = [sys.executable, "-m", "vlmpipe.cli", "run", str(config), "--quiet"]
+        cmd = [sys.executable, "-m", "vlmpipe.app.cli", "run", str(config), "--quiet"]
         run = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.monotonic() + 60
         while count(db, "SELECT COUNT(*) FROM generations") < 4:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, TypeVar
 
-from ..config import RunConfig
+from vlmpipe.core.config import RunConfig
 
 Score = tuple[float | None, Any]
 Aggregate = Literal["mean", "sum", "rate"]

@@ -17,8 +17,8 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from .base import MetricUnavailable, ModelMetric, Score, ScoreContext, load_once, register
-from .torch_device import DEVICE_PATTERN, torch_device
+from vlmpipe.metrics.base import MetricUnavailable, ModelMetric, Score, ScoreContext, load_once, register
+from vlmpipe.metrics.torch_device import DEVICE_PATTERN, torch_device
 
 _CACHE_KEY = "bertscore.scorer"
 

@@ -20,8 +20,8 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from .base import MetricUnavailable, ModelMetric, Score, ScoreContext, load_once, register
-from .torch_device import DEVICE_PATTERN, place
+from vlmpipe.metrics.base import MetricUnavailable, ModelMetric, Score, ScoreContext, load_once, register
+from vlmpipe.metrics.torch_device import DEVICE_PATTERN, place
 
 NO_CHECKPOINT = "bleurt: no checkpoint configured (metrics.settings.bleurt.checkpoint)"
 _CACHE_KEY = "bleurt.model"

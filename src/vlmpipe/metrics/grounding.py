@@ -2,14 +2,14 @@
 
 * ``fact_recall`` — the share of the item's key facts found in the generation. Key facts are the dataset's
   ``facts`` when given, otherwise every distinct numeric mention of the reference (amounts, numbers, dates,
-  times, identifiers; see :mod:`vlmpipe.facts` for the normalisation that makes «20 588 ₽» equal
+  times, identifiers; see :mod:`vlmpipe.core.facts` for the normalisation that makes «20 588 ₽» equal
   «20588 рублей» and «23 октября» equal «23.10»). A verbal fact («Ozon Card») is found when all its stemmed
   words occur. ``None`` (detail ``"no key facts"``) when the item has none. Detail: the missing facts.
 * ``hallucinated_numbers`` — the number of distinct numeric mentions of the generation found in none of the
   sources: the reference, the facts and the screenshot's OCR text. Detail: those mentions.
   ``hallucinated_number_rate`` is the share of generations with at least one.
 
-OCR text comes from Tesseract (``providers.ocr.ocr_lines``), computed once per item on first use and kept
+OCR text comes from Tesseract (``core.ocr.ocr_lines``), computed once per item on first use and kept
 in the store's ``items.ocr_text``. Without Tesseract (or with ``metrics.settings.grounding.ocr: false``),
 only the reference and facts are sources, which can only raise the count; the metric's version records
 which sources were used, and a detail key ``sources`` lists them per generation.
@@ -23,8 +23,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, ClassVar
 
-from ..facts import Fact, FactIndex, fact_present, facts_from_reference, find_mentions, parse_fact
-from .base import Aggregate, Metric, Score, ScoreContext, register
+from vlmpipe.core.dataset import resolve_image_path
+from vlmpipe.core.facts import Fact, FactIndex, fact_present, facts_from_reference, find_mentions, parse_fact
+from vlmpipe.core.ocr import ocr_available, ocr_lines
+from vlmpipe.metrics.base import Aggregate, Metric, Score, ScoreContext, register
 
 log = logging.getLogger("vlmpipe.grounding")
 
@@ -32,15 +34,10 @@ log = logging.getLogger("vlmpipe.grounding")
 def _ocr_enabled(ctx: ScoreContext) -> tuple[bool, str]:
     if not ctx.settings("grounding").get("ocr", True):
         return False, "disabled by metrics.settings.grounding.ocr"
-    from ..providers.ocr import ocr_available
-
     return ocr_available()
 
 
 def _read_ocr(ctx: ScoreContext, item: dict[str, Any]) -> str:
-    from ..dataset import resolve_image_path
-    from ..providers.ocr import ocr_lines
-
     try:
         path = resolve_image_path(Path(ctx.cfg.dataset.path), item["image"])
         return "\n".join(ocr_lines(path.read_bytes()))

@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 
 import regex
 
-from .base import Aggregate, Metric, Score, ScoreContext, register
+from vlmpipe.metrics.base import Aggregate, Metric, Score, ScoreContext, register
 
 LETTER = regex.compile(r"\p{L}")
 

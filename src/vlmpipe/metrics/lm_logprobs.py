@@ -26,9 +26,9 @@ from typing import Any, Protocol
 import httpx
 import numpy as np
 
-from .base import MetricUnavailable
-from .token_tree import Pack, ancestor_mask, pack
-from .torch_device import place
+from vlmpipe.metrics.base import MetricUnavailable
+from vlmpipe.metrics.token_tree import Pack, ancestor_mask, pack
+from vlmpipe.metrics.torch_device import place
 
 Progress = Callable[[int], None]
 log = logging.getLogger("vlmpipe")

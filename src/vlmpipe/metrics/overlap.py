@@ -1,7 +1,7 @@
 """Overlap with the reference: ROUGE-1/2/L F-measure on stemmed word tokens, and chrF++.
 
 * ``rouge1_f``, ``rouge2_f``, ``rougeL_f`` — Google's ``rouge-score`` ``RougeScorer`` (F-measure; ROUGE-L is
-  the sentence-level LCS variant) with :class:`~vlmpipe.wordtokens.StemmingTokenizer`: Unicode word
+  the sentence-level LCS variant) with :class:`~vlmpipe.core.wordtokens.StemmingTokenizer`: Unicode word
   tokens, lower-cased, ``ё``→``е``, Snowball-stemmed (Russian for Cyrillic, English for Latin). The
   library's default tokenizer keeps only ``[a-z0-9]`` and would score Russian text as empty.
   Setting ``metrics.settings.rouge.stemming: false`` turns stemming off.
@@ -16,8 +16,8 @@ from __future__ import annotations
 from functools import cache, lru_cache
 from typing import Any, ClassVar
 
-from ..wordtokens import StemmingTokenizer
-from .base import Aggregate, Metric, Score, ScoreContext, register
+from vlmpipe.core.wordtokens import StemmingTokenizer
+from vlmpipe.metrics.base import Aggregate, Metric, Score, ScoreContext, register
 
 ROUGE_TYPES = ("rouge1", "rouge2", "rougeL")
 

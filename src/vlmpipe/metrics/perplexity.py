@@ -32,10 +32,22 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from .base import Metric, Score, ScoreContext, load_once, register
-from .lm_logprobs import EndpointScorer, HFCausalScorer, LlamaCppScorer, LogprobScorer, ScorerUnavailable, perplexity
-from .model_files import ModelFileUnavailable, default_gguf, hf_folder_from_gguf, missing_torch_gguf_modules
-from .torch_device import DEVICE_PATTERN
+from vlmpipe.metrics.base import Metric, Score, ScoreContext, load_once, register
+from vlmpipe.metrics.lm_logprobs import (
+    EndpointScorer,
+    HFCausalScorer,
+    LlamaCppScorer,
+    LogprobScorer,
+    ScorerUnavailable,
+    perplexity,
+)
+from vlmpipe.metrics.model_files import (
+    ModelFileUnavailable,
+    default_gguf,
+    hf_folder_from_gguf,
+    missing_torch_gguf_modules,
+)
+from vlmpipe.metrics.torch_device import DEVICE_PATTERN
 
 log = logging.getLogger("vlmpipe")
 

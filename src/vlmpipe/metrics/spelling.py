@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 
 import regex
 
-from .base import Aggregate, Metric, Score, ScoreContext, register
+from vlmpipe.metrics.base import Aggregate, Metric, Score, ScoreContext, register
 
 URL = regex.compile(r"(?:https?://|www\.)\S+|(?:[\p{L}\d-]+\.)+(?:ru|com|net|org|su|io|рф|info|app)\b\S*|\S+@\S+",
                     regex.IGNORECASE)

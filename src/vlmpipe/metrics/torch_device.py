@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from .base import MetricUnavailable
+from vlmpipe.metrics.base import MetricUnavailable
 
 log = logging.getLogger("vlmpipe")
 

@@ -1,5 +1,6 @@
 """Model providers behind one small async interface."""
 
-from .base import Generation, Provider, Request, make_provider
+from vlmpipe.providers.base import Generation, Provider, Request
+from vlmpipe.providers.registry import make_provider
 
 __all__ = ["Generation", "Provider", "Request", "make_provider"]

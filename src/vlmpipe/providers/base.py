@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from ..config import ModelSpec
+from vlmpipe.core.config import ModelSpec
 
 
 @dataclass(frozen=True)
@@ -52,18 +52,3 @@ class Provider(Protocol):
     async def generate(self, request: Request) -> Generation: ...
 
     async def aclose(self) -> None: ...
-
-
-def make_provider(spec: ModelSpec) -> Provider:
-    """The provider for a model spec (``openai``: any OpenAI-compatible server; ``ocr``: Tesseract)."""
-    if spec.provider == "ocr":
-        from .ocr import OcrProvider
-
-        return OcrProvider(spec)
-    if spec.base_urls:
-        from .replicas import ReplicaProvider
-
-        return ReplicaProvider(spec)
-    from .openai_compat import OpenAICompatProvider
-
-    return OpenAICompatProvider(spec)

@@ -19,10 +19,10 @@ import httpx
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
 from tenacity.wait import wait_exponential_jitter
 
-from ..config import ModelSpec
-from ..limiter import AdaptiveLimiter
-from ..redact import redact
-from .base import Generation, Request
+from vlmpipe.core.config import ModelSpec
+from vlmpipe.core.limiter import AdaptiveLimiter
+from vlmpipe.core.redact import redact
+from vlmpipe.providers.base import Generation, Request
 
 RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import itertools
 
-from ..config import ModelSpec
-from .base import Generation, Request
-from .openai_compat import OpenAICompatProvider
+from vlmpipe.core.config import ModelSpec
+from vlmpipe.providers.base import Generation, Request
+from vlmpipe.providers.openai_compat import OpenAICompatProvider
 
 
 class ReplicaProvider:

@@ -1,0 +1,90 @@
+"""Stability of a model across repeated generations of the same item (the specification's third question).
+
+Per (model, item) with at least two successful repeats:
+
+* consistency — the mean over all pairs of repeats of the symmetric chrF++ between the two texts,
+  ``(chrF(a | b) + chrF(b | a)) / 2``, on sacrebleu's 0–100 scale (100: the repeats are identical);
+* distinct share — distinct answers / repeats, comparing texts after stripping and collapsing whitespace
+  (1/n when all n repeats are identical, 1 when all differ);
+* the sample standard deviation (ddof = 1) across repeats of every numeric per-generation column.
+
+Per model: ``consistency_mean`` and ``distinct_answer_rate`` are the means over items, and
+``within_item_std`` is ``{column: mean over items of that column's std}`` for ``length_chars``,
+``latency_s`` and every metric column that aggregates as a mean (``rouge1_f``, ``chrf``...).
+With one repeat per item these are ``None`` and the summary says why.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from itertools import combinations
+from typing import Any
+
+import numpy as np
+
+from vlmpipe.metrics.base import REGISTRY
+from vlmpipe.metrics.overlap import chrf
+
+NEEDS_REPEATS = "needs at least 2 successful repeats of an item"
+
+
+def consistency(texts: list[str]) -> float | None:
+    """Mean pairwise symmetric chrF++ (0–100) of the texts; ``None`` for fewer than two."""
+    if len(texts) < 2:
+        return None
+    counts = Counter(texts)  # identical repeats score 100 without calling chrF
+    n = len(texts)
+    total = sum(100.0 * c * (c - 1) / 2 for c in counts.values())
+    for (a, ca), (b, cb) in combinations(counts.items(), 2):
+        total += ca * cb * (chrf(a, b) + chrf(b, a)) / 2
+    return total / (n * (n - 1) / 2)
+
+
+def distinct_share(texts: list[str]) -> float | None:
+    if not texts:
+        return None
+    return len({" ".join(t.split()) for t in texts}) / len(texts)
+
+
+def _std_columns() -> list[str]:
+    cols = ["length_chars", "latency_s"]
+    for cls in REGISTRY.values():
+        cols += [col for col, how in cls.summary_fields.values() if how == "mean" and col not in cols]
+    return cols
+
+
+def _value(row: dict[str, Any], col: str) -> float | None:
+    v = row[col] if col in row else row["metrics"].get(col, (None, None))[0]
+    return None if v is None else float(v)
+
+
+def stability_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The per-model stability fields from that model's successful generation rows."""
+    by_item: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        if r.get("error") is None and r.get("text") is not None:
+            by_item[r["item"]].append(r)
+    groups = [g for g in by_item.values() if len(g) >= 2]
+    cons = [consistency([r["text"] for r in g]) for g in groups]
+    dist = [distinct_share([r["text"] for r in g]) for g in groups]
+    stds: dict[str, float | None] = {}
+    for col in _std_columns():
+        per_item = []
+        for g in groups:
+            vals = [v for v in (_value(r, col) for r in g) if v is not None]
+            if len(vals) >= 2:
+                per_item.append(float(np.std(vals, ddof=1)))
+        if per_item:
+            stds[col] = float(np.mean(per_item))
+    return {
+        "consistency_mean": float(np.mean(cons)) if groups else None,
+        "distinct_answer_rate": float(np.mean(dist)) if groups else None,
+        "within_item_std": stds or None,
+    }
+
+
+def unavailable_reasons(summary: dict[str, Any]) -> dict[str, str]:
+    """Why the stability fields of a model summary are ``None`` (when they are)."""
+    if summary.get("n") and summary.get("consistency_mean") is None:
+        return {k: NEEDS_REPEATS for k in ("consistency_mean", "distinct_answer_rate", "within_item_std")}
+    return {}

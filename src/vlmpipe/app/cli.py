@@ -1,0 +1,297 @@
+"""The ``vlmpipe`` command line. Exit codes: 0 completed, 1 completed with failed items, 2 could not start."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from vlmpipe.core.config import ConfigError
+from vlmpipe.core.dataset import DatasetError
+
+app = typer.Typer(
+    help="Evaluate vision-language models that turn support screenshots into user requests.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+RunDir = Annotated[Path, typer.Argument(help="A run directory (runs/<name>).", exists=True, file_okay=False)]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
+
+
+def _fail_start(message: str) -> None:
+    # the message may quote user data (a path, a key with brackets): escaped, and never wrapped mid-path
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, markup=True, soft_wrap=True)
+    raise typer.Exit(2)
+
+
+@contextmanager
+def _interruptible() -> Iterator[None]:
+    """Ctrl-C: say what was kept and how to go on (exit 130, as the shell expects), instead of exiting silently."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        err_console.print("interrupted: everything that finished is stored in the run directory; run the same "
+                          "command again to continue (only what is missing is sent)", highlight=False, markup=False)
+        raise typer.Exit(130) from None
+
+
+def _make_out_dir(out: Path) -> None:
+    """The folder an ``--out`` option names, or a one-line error (exit 2) instead of a traceback."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        from vlmpipe.core.folders import why_not_written
+
+        _fail_start(f"--out {out}: cannot create the folder: {why_not_written(out, err)}")
+
+
+def _ranking_table(summary: dict[str, Any]) -> Table:
+    from vlmpipe.render.console import ranking_table
+
+    return ranking_table(summary, width=console.width)
+
+
+def _finish(result: Any, judge_hint: str | None = None) -> None:
+    """The ranking, the notes, the judge's state (and ``judge_hint`` when it is not configured), the report."""
+    console.print(_ranking_table(result.summary))
+    for note in getattr(result, "notes", []):
+        console.print(note, highlight=False, markup=False)
+    status = result.summary.get("judge_status") or {}
+    if status.get("state") in ("not_configured", "not_run"):
+        hint = f"; {judge_hint}" if judge_hint and status["state"] == "not_configured" else ""
+        console.print(f"judge: {status['message']}{hint}", highlight=False, markup=False)
+    if result.exit_code == 1:
+        from vlmpipe.render.console import failures_note
+
+        note = failures_note(result.summary)
+        if note:
+            console.print(note, highlight=False, markup=False)
+    report_dir = result.report_dir
+    index = report_dir / "index.html"
+    console.print(f"report: {index if index.exists() else report_dir / 'summary.json'}")
+    raise typer.Exit(result.exit_code)
+
+
+@app.command()
+def run(
+    config: Annotated[Path, typer.Argument(help="The run's YAML config.")],
+    quiet: Quiet = False,
+    max_time: Annotated[float | None, typer.Option(
+        "--max-time", min=0.001, help="Stop generating after SECONDS; what is done is stored and reported "
+                                      "(overrides max_run_time_s).")] = None,
+) -> None:
+    """Run every stage of CONFIG: generate, score, judge, report. Finished work is reused."""
+    from vlmpipe.app.pipeline import run as run_pipeline
+
+    try:
+        with _interruptible():
+            result = run_pipeline(config, show_progress=not quiet, max_time_s=max_time)
+    except (ConfigError, DatasetError) as err:
+        _fail_start(str(err))
+    _finish(result)
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option(help="Folder for run directories.")] = Path("runs"),
+    quiet: Quiet = False,
+) -> None:
+    """Run the bundled offline demo (OCR baseline on synthetic screenshots)."""
+    from vlmpipe.app.demo import demo_config
+    from vlmpipe.app.pipeline import run as run_pipeline
+
+    _make_out_dir(out)
+    try:
+        with _interruptible():
+            result = run_pipeline(demo_config(out), show_progress=not quiet)
+    except (ConfigError, DatasetError) as err:
+        _fail_start(str(err))
+    from vlmpipe.app.demo.judge_env import DEMO_HINT
+
+    _finish(result, judge_hint=DEMO_HINT)
+
+
+@app.command()
+def score(run_dir: RunDir, quiet: Quiet = False) -> None:
+    """Compute the metrics of an existing run (new metrics only) and re-write its report."""
+    from vlmpipe.app.pipeline import score as score_pipeline
+
+    try:
+        with _interruptible():
+            result = score_pipeline(run_dir, show_progress=not quiet)
+    except ConfigError as err:
+        _fail_start(str(err))
+    _finish(result)
+
+
+@app.command()
+def judge(
+    run_dir: RunDir,
+    max_cost: Annotated[float | None, typer.Option("--max-cost", min=0, help="Stop before the run's judge cost "
+                                                   "(USD, earlier calls included) would exceed this.")] = None,
+    limit: Annotated[int | None, typer.Option(
+        "--limit", min=0, help="At most N judgements now (one per generation and order).")] = None,
+    quiet: Quiet = False,
+) -> None:
+    """Judge RUN's candidate answers against the references with the LLM judge (what is not judged yet)."""
+    from vlmpipe.app.pipeline import judge as judge_pipeline
+
+    try:
+        with _interruptible():
+            result = judge_pipeline(run_dir, max_cost=max_cost, limit=limit, show_progress=not quiet)
+    except ConfigError as err:
+        _fail_start(str(err))
+    _finish(result)
+
+
+@app.command()
+def report(run_dir: RunDir) -> None:
+    """Re-write the report of an existing run from its store."""
+    from vlmpipe.app.pipeline import report as report_pipeline
+
+    try:
+        result = report_pipeline(run_dir)
+    except ConfigError as err:
+        _fail_start(str(err))
+    _finish(result)
+
+
+@app.command()
+def compare(
+    run_a: RunDir,
+    run_b: RunDir,
+    out: Annotated[Path | None, typer.Option(help="Write compare.json and compare.html into this folder.")] = None,
+    all_fields: Annotated[bool, typer.Option("--all", help="Every numeric field, not only the headline ones.")] = False,
+) -> None:
+    """Put two runs' summaries side by side: common models and metrics, B − A, interval overlap."""
+    from vlmpipe.analysis.compare import HEADLINE
+    from vlmpipe.app.pipeline import compare as compare_pipeline
+    from vlmpipe.render.console import compare_table
+
+    if out is not None:
+        _make_out_dir(out)
+    try:
+        result = compare_pipeline(run_a, run_b, out=out)
+    except (FileNotFoundError, ValueError) as err:
+        _fail_start(str(err))
+    console.print(f"A = {run_a}\nB = {run_b}", highlight=False)
+    if result["models"]:
+        console.print(compare_table(result, None if all_fields else HEADLINE))
+    else:
+        console.print("no models in common")
+    for side in ("only_a", "only_b"):
+        if result[side]:
+            console.print(f"only in {side[-1].upper()}: {', '.join(result[side])}")
+    if out is not None:
+        console.print(f"written: {out / 'compare.json'}, {out / 'compare.html'}")
+
+
+def _levels(text: str) -> list[int]:
+    try:
+        levels = sorted({int(x) for x in text.split(",") if x.strip()})
+    except ValueError:
+        levels = []
+    if not levels or min(levels) < 1:
+        _fail_start(f"--concurrency {text!r}: give positive integers separated by commas, e.g. 1,4,16")
+    return levels
+
+
+@app.command()
+def bench(
+    config: Annotated[Path, typer.Argument(help="The run's YAML config.")],
+    concurrency: Annotated[str, typer.Option(help="Concurrency levels, comma-separated.")] = "1,4,16",
+    requests: Annotated[int | None, typer.Option(min=1, help="Requests per level (default: "
+                                                               "max(items, 4 × concurrency)).")] = None,
+    warmup: Annotated[int, typer.Option(min=0, help="Warm-up requests per model, not counted.")] = 2,
+    freeze_s: Annotated[float, typer.Option(min=0.001, help="A gap longer than this counts as a freeze.")] = 10.0,
+    quiet: Quiet = False,
+) -> None:
+    """Measure serving latency and throughput (TTFT, TPOT, ITL, E2E; p50/p95/p99) at several concurrencies."""
+    from vlmpipe.app.pipeline import bench as bench_pipeline
+    from vlmpipe.render.bench_table import bench_table
+    from vlmpipe.stages.bench import BenchSettings
+
+    settings = BenchSettings(levels=_levels(concurrency), requests=requests, warmup=warmup, freeze_s=freeze_s)
+    say = (lambda _m: None) if quiet else (lambda m: err_console.print(m, highlight=False, markup=False))
+    try:
+        result = bench_pipeline(config, settings, log=say)
+    except (ConfigError, DatasetError) as err:
+        _fail_start(str(err))
+    console.print(bench_table(result.summary.get("bench") or {}, width=console.width))
+    console.print(f"bench: {result.run_dir / 'report' / 'summary.json'} (bench), "
+                  f"{result.run_dir / 'report' / 'bench.png'}")
+    raise typer.Exit(result.exit_code)
+
+
+@app.command()
+def models() -> None:
+    """List the model catalogue: presets usable as `preset: NAME` in a model spec."""
+    from vlmpipe.core.presets import PRESETS
+
+    # a compact table whose preset names (what a config needs) are never cut in an 80-column terminal; the
+    # Hugging Face id and the vLLM arguments follow, one line per preset, wrapping as lines do
+    table = Table(title="presets, served with vLLM (GPU GB: the specification's table)")
+    table.add_column("preset", no_wrap=True)
+    for col in ("size", "weights", "GPU GB"):
+        table.add_column(col, no_wrap=True)
+    for p in PRESETS.values():
+        table.add_row(p.name, p.size, p.weights, f"{p.gpu_memory_gb[0]:.2f}–{p.gpu_memory_gb[1]:.2f}")
+    console.print(table)
+    for p in PRESETS.values():
+        args = {**({"quantization": p.quantization} if p.quantization else {}), **p.launch}
+        launch = ", ".join(f"{k}={v}" for k, v in args.items())
+        console.print(f"{p.name}: {p.hf_id}; vLLM {launch}", highlight=False, markup=False)
+
+
+@app.command("import")
+def import_(
+    out: Annotated[Path, typer.Option("--out", help="The run directory to create.")],
+    format: Annotated[str, typer.Option("--format", help="original (the original pipeline's xlsx files) or table.")]
+    = "original",
+    results: Annotated[Path | None, typer.Option(
+        help="original: the folder of its xlsx files; table: the CSV/XLSX/JSONL file.")] = None,
+    images: Annotated[Path | None, typer.Option(help="Folder of the screenshots the generations came from.")]
+    = None,
+    map_: Annotated[list[str] | None, typer.Option(
+        "--map", help="table: canonical=source column, e.g. --map text=candidate --map model=model_name.")] = None,
+) -> None:
+    """Import recorded generations into a run directory; then `vlmpipe score RUN` and `vlmpipe report RUN`."""
+    from vlmpipe.stages.importers import ImportDataError
+
+    try:
+        if results is None:
+            raise ImportDataError("--results is required (a results folder, or a table file)")
+        if format == "original":
+            if map_:
+                raise ImportDataError("--map applies to --format table only")
+            from vlmpipe.stages.importers.original import import_original
+
+            run_dir = import_original(results, images, out)
+        elif format == "table":
+            from vlmpipe.stages.importers.table import import_table, parse_mapping
+
+            run_dir = import_table(results, out, mapping=parse_mapping(map_ or []), images=images)
+        else:
+            raise ImportDataError(f"--format {format!r}: use 'original' or 'table'")
+    except (ImportDataError, ConfigError) as err:
+        _fail_start(str(err))
+    console.print(f"imported into {run_dir}; next: vlmpipe score {run_dir}")
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    app()
+
+
+if __name__ == "__main__":
+    main()

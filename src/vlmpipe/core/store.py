@@ -1,0 +1,285 @@
+"""The run store: ``run.sqlite``, the source of truth of a run.
+
+Every generation row is keyed by what produced it (model, item, repeat, image bytes, prompt, sampling
+parameters), written in its own transaction as soon as it finishes, and never duplicated: a killed run
+loses at most the requests in flight, and a re-run skips what is done. The ``plan`` table holds the keys
+of the current config, so reports show exactly the current run even when older rows remain.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+SCHEMA = [
+    """CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS items (
+        id TEXT PRIMARY KEY, image TEXT NOT NULL, image_sha TEXT, mime TEXT, width INTEGER, height INTEGER,
+        user_message TEXT NOT NULL DEFAULT '', reference TEXT, facts TEXT NOT NULL DEFAULT '[]',
+        error TEXT, ocr_text TEXT, position INTEGER NOT NULL DEFAULT 0)""",
+    """CREATE TABLE IF NOT EXISTS models (
+        name TEXT PRIMARY KEY, role TEXT NOT NULL, spec TEXT NOT NULL, info TEXT NOT NULL DEFAULT '{}',
+        position INTEGER NOT NULL DEFAULT 0)""",
+    """CREATE TABLE IF NOT EXISTS generations (
+        key TEXT PRIMARY KEY, model TEXT NOT NULL, role TEXT NOT NULL, item TEXT NOT NULL,
+        repeat INTEGER NOT NULL, text TEXT, error TEXT, error_kind TEXT,
+        latency_s REAL, ttft_s REAL, prompt_tokens INTEGER, completion_tokens INTEGER,
+        token_times TEXT, created_at REAL NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS plan (
+        key TEXT PRIMARY KEY, model TEXT NOT NULL, role TEXT NOT NULL, item TEXT NOT NULL,
+        repeat INTEGER NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS scores (
+        key TEXT NOT NULL, metric TEXT NOT NULL, value REAL, detail TEXT,
+        PRIMARY KEY (key, metric))""",
+    # One judge answer for one candidate generation in one order (see vlmpipe.stages.judge.store).
+    """CREATE TABLE IF NOT EXISTS judgements (
+        key TEXT PRIMARY KEY, generation_key TEXT NOT NULL, model TEXT NOT NULL, item TEXT NOT NULL,
+        repeat INTEGER NOT NULL, candidate_position TEXT, signature TEXT NOT NULL, reference_sha TEXT,
+        candidate_score REAL, reference_score REAL, explanation_candidate TEXT, explanation_reference TEXT,
+        raw TEXT, error TEXT, error_kind TEXT, attempts INTEGER, prompt_tokens INTEGER,
+        completion_tokens INTEGER, cost_usd REAL, latency_s REAL, created_at REAL NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS bench (
+        model TEXT NOT NULL, concurrency INTEGER NOT NULL, result TEXT NOT NULL, created_at REAL NOT NULL,
+        PRIMARY KEY (model, concurrency))""",
+]
+
+JUDGEMENT_FIELDS = (
+    "key", "generation_key", "model", "item", "repeat", "candidate_position", "signature", "reference_sha",
+    "candidate_score", "reference_score", "explanation_candidate", "explanation_reference", "raw", "error",
+    "error_kind", "attempts", "prompt_tokens", "completion_tokens", "cost_usd", "latency_s", "created_at",
+)
+
+#: Judge failures that are the judge's final word (it answered, but unusably, after every allowed attempt): a re-run
+#: does not pay for them again. Transport failures (timeouts, HTTP errors) are retried by the next run.
+FINAL_JUDGE_ERRORS = ("malformed", "out_of_range")
+
+GENERATION_FIELDS = (
+    "key", "model", "role", "item", "repeat", "text", "error", "error_kind", "latency_s", "ttft_s",
+    "prompt_tokens", "completion_tokens", "token_times", "created_at",
+)
+
+
+class Store:
+    """A thin typed layer over SQLite (WAL mode, one transaction per write)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        self.conn.row_factory = sqlite3.Row
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA synchronous=NORMAL")
+        self.conn.execute("PRAGMA busy_timeout=30000")
+        for ddl in SCHEMA:
+            self.conn.execute(ddl)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    # --- meta -------------------------------------------------------------------------------------
+    def set_meta(self, key: str, value: Any) -> None:
+        with self.transaction() as c:
+            c.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(value, ensure_ascii=False)))
+
+    def get_meta(self, key: str, default: Any = None) -> Any:
+        row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return json.loads(row[0]) if row else default
+
+    # --- items ------------------------------------------------------------------------------------
+    def put_items(self, rows: Iterable[dict[str, Any]]) -> None:
+        with self.transaction() as c:
+            for pos, r in enumerate(rows):
+                c.execute(
+                    "INSERT OR REPLACE INTO items (id, image, image_sha, mime, width, height, user_message,"
+                    " reference, facts, error, position) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                    (r["id"], r["image"], r.get("image_sha"), r.get("mime"), r.get("width"), r.get("height"),
+                     r.get("user_message") or "", r.get("reference"),
+                     json.dumps(r.get("facts") or [], ensure_ascii=False), r.get("error"), pos),
+                )
+
+    def items(self) -> list[dict[str, Any]]:
+        rows = self.conn.execute("SELECT * FROM items ORDER BY position").fetchall()
+        out = []
+        for r in rows:
+            d = dict(r)
+            d["facts"] = json.loads(d["facts"] or "[]")
+            out.append(d)
+        return out
+
+    def set_reference(self, item: str, text: str | None) -> None:
+        with self.transaction() as c:
+            c.execute("UPDATE items SET reference = ? WHERE id = ?", (text, item))
+
+    # --- models -----------------------------------------------------------------------------------
+    def put_models(self, models: Iterable[tuple[str, str, dict[str, Any]]]) -> None:
+        with self.transaction() as c:
+            c.execute("DELETE FROM models WHERE name NOT IN (SELECT DISTINCT model FROM plan)")
+            for pos, (name, role, spec) in enumerate(models):
+                c.execute(
+                    "INSERT INTO models (name, role, spec, position) VALUES (?,?,?,?) ON CONFLICT(name) DO "
+                    "UPDATE SET role=excluded.role, spec=excluded.spec, position=excluded.position",
+                    (name, role, json.dumps(spec, ensure_ascii=False), pos),
+                )
+
+    def update_model_info(self, name: str, info: dict[str, Any]) -> None:
+        current = self.model_info(name)
+        current.update(info)
+        with self.transaction() as c:
+            c.execute("UPDATE models SET info = ? WHERE name = ?", (json.dumps(current, ensure_ascii=False), name))
+
+    def model_info(self, name: str) -> dict[str, Any]:
+        row = self.conn.execute("SELECT info FROM models WHERE name = ?", (name,)).fetchone()
+        return json.loads(row[0]) if row else {}
+
+    def models(self) -> list[dict[str, Any]]:
+        rows = self.conn.execute("SELECT * FROM models ORDER BY position").fetchall()
+        return [{**dict(r), "spec": json.loads(r["spec"]), "info": json.loads(r["info"])} for r in rows]
+
+    # --- plan and generations ---------------------------------------------------------------------
+    def set_plan(self, rows: Iterable[tuple[str, str, str, str, int]]) -> None:
+        """Replace the plan with ``(key, model, role, item, repeat)`` rows."""
+        with self.transaction() as c:
+            c.execute("DELETE FROM plan")
+            c.executemany("INSERT OR REPLACE INTO plan VALUES (?,?,?,?,?)", list(rows))
+
+    def finished_keys(self) -> set[str]:
+        """Keys of generations that completed without error (a re-run skips them)."""
+        return {r[0] for r in self.conn.execute("SELECT key FROM generations WHERE error IS NULL")}
+
+    def put_generation(self, row: dict[str, Any]) -> None:
+        values = dict(row)
+        values.setdefault("created_at", time.time())
+        if isinstance(values.get("token_times"), list):
+            values["token_times"] = json.dumps(values["token_times"])
+        cols = ",".join(GENERATION_FIELDS)
+        marks = ",".join("?" for _ in GENERATION_FIELDS)
+        with self.transaction() as c:
+            c.execute(
+                f"INSERT OR REPLACE INTO generations ({cols}) VALUES ({marks})",
+                tuple(values.get(f) for f in GENERATION_FIELDS),
+            )
+
+    def generations(self, *, role: str | None = None, planned: bool = True) -> list[dict[str, Any]]:
+        """Generation rows of the current plan (or every stored row), in model, item and repeat order."""
+        sql = "SELECT g.* FROM generations g"
+        if planned:
+            sql += " JOIN plan p ON p.key = g.key"
+        sql += " LEFT JOIN models m ON m.name = g.model LEFT JOIN items i ON i.id = g.item"
+        args: list[Any] = []
+        if role:
+            sql += " WHERE g.role = ?"
+            args.append(role)
+        sql += " ORDER BY m.position, i.position, g.repeat"
+        out = []
+        for r in self.conn.execute(sql, args):
+            d = dict(r)
+            d["token_times"] = json.loads(d["token_times"]) if d["token_times"] else None
+            out.append(d)
+        return out
+
+    def count_generations(self) -> int:
+        return int(self.conn.execute("SELECT COUNT(*) FROM generations").fetchone()[0])
+
+    # --- scores -----------------------------------------------------------------------------------
+    def put_scores(self, rows: Iterable[tuple[str, str, float | None, Any]]) -> None:
+        """Store ``(generation key, metric, value, detail)``; detail is any JSON-able value."""
+        with self.transaction() as c:
+            c.executemany(
+                "INSERT OR REPLACE INTO scores VALUES (?,?,?,?)",
+                [(k, m, v, None if d is None else json.dumps(d, ensure_ascii=False)) for k, m, v, d in rows],
+            )
+
+    def scores(self) -> dict[str, dict[str, tuple[float | None, Any]]]:
+        """``{generation key: {metric: (value, detail)}}``."""
+        out: dict[str, dict[str, tuple[float | None, Any]]] = {}
+        for r in self.conn.execute("SELECT key, metric, value, detail FROM scores"):
+            out.setdefault(r[0], {})[r[1]] = (r[2], json.loads(r[3]) if r[3] is not None else None)
+        return out
+
+    def scored_keys(self, metric: str) -> set[str]:
+        return {r[0] for r in self.conn.execute("SELECT key FROM scores WHERE metric = ?", (metric,))}
+
+    # --- OCR text of items (grounding metric) -------------------------------------------------------
+    def set_ocr_text(self, item: str, text: str) -> None:
+        with self.transaction() as c:
+            c.execute("UPDATE items SET ocr_text = ? WHERE id = ?", (text, item))
+
+    # --- judgements (one judge answer for one candidate generation in one order) ----------------------
+    # A row is keyed by the generation, the order (``candidate_position`` "A"/"B"; NULL for recorded judgements
+    # whose order is unknown), the judge's signature and the reference text, so a changed prompt or reference makes
+    # new rows and a re-run skips finished ones. ``meta["judge"]`` says how the current ones were made.
+    def put_judgements(self, rows: Iterable[dict[str, Any]]) -> None:
+        now = time.time()
+        cols = ",".join(JUDGEMENT_FIELDS)
+        marks = ",".join("?" for _ in JUDGEMENT_FIELDS)
+        with self.transaction() as c:
+            c.executemany(f"INSERT OR REPLACE INTO judgements ({cols}) VALUES ({marks})",
+                          [tuple({"created_at": now, **r}.get(f) for f in JUDGEMENT_FIELDS) for r in rows])
+
+    def judgements(self, *, signature: str | None = None) -> list[dict[str, Any]]:
+        """Every stored judgement (of ``signature`` when given), oldest first."""
+        sql = "SELECT * FROM judgements"
+        args: list[Any] = []
+        if signature is not None:
+            sql += " WHERE signature = ?"
+            args.append(signature)
+        return [dict(r) for r in self.conn.execute(sql + " ORDER BY created_at, key", args)]
+
+    def judged_keys(self) -> set[str]:
+        """Judgement keys a re-run must not request again: answered judgements and final failures."""
+        marks = ",".join("?" for _ in FINAL_JUDGE_ERRORS)
+        rows = self.conn.execute(
+            f"SELECT key FROM judgements WHERE error IS NULL OR error_kind IN ({marks})", FINAL_JUDGE_ERRORS)
+        return {r[0] for r in rows}
+
+    def judge_cost(self, *, signature: str | None = None) -> float | None:
+        """What the judge requests (of ``signature``) cost in USD; ``None`` when no row has a price."""
+        sql, args = "SELECT SUM(cost_usd) FROM judgements", ()
+        if signature is not None:
+            sql, args = sql + " WHERE signature = ?", (signature,)
+        value = self.conn.execute(sql, args).fetchone()[0]
+        return None if value is None else float(value)
+
+    def recent_judge_costs(self, n: int = 50) -> list[float]:
+        """The prices of the last ``n`` priced judge requests, newest first."""
+        return [float(r[0]) for r in self.conn.execute(
+            "SELECT cost_usd FROM judgements WHERE cost_usd IS NOT NULL ORDER BY created_at DESC LIMIT ?", (n,))]
+
+    def judge_meta(self) -> dict[str, Any]:
+        """How the stored judgements were made: ``{"signature", "mode", "seed", ...}`` (empty when never judged)."""
+        return self.get_meta("judge", {}) or {}
+
+    def set_judge_meta(self, meta: dict[str, Any]) -> None:
+        self.set_meta("judge", meta)
+
+    # --- bench ------------------------------------------------------------------------------------------
+    def put_bench(self, model: str, concurrency: int, result: dict[str, Any]) -> None:
+        with self.transaction() as c:
+            c.execute("INSERT OR REPLACE INTO bench (model, concurrency, result, created_at) VALUES (?,?,?,?)",
+                      (model, concurrency, json.dumps(result, ensure_ascii=False), time.time()))
+
+    def bench_results(self) -> list[tuple[str, int, dict[str, Any]]]:
+        """``(model, concurrency, result)`` of every stored bench level, in the order they were measured."""
+        rows = self.conn.execute("SELECT model, concurrency, result FROM bench ORDER BY created_at, concurrency")
+        return [(r[0], int(r[1]), json.loads(r[2])) for r in rows]

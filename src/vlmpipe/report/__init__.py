@@ -1,5 +1,0 @@
-"""The report stage: summary.json, generations.csv and the workbook, from what aggregation produced."""
-
-from .writer import write_report
-
-__all__ = ["write_report"]

@@ -1,0 +1,143 @@
+"""The generate stage: every planned (model, item, repeat) not yet finished, with bounded concurrency.
+
+Each finished request is written to the store at once, so an interrupted run loses only the requests in
+flight. Models run one after another (a served model is started before its requests and stopped after).
+
+Requests in flight follow the server: a 429 halves them, successes grow them back (:mod:`vlmpipe.core.limiter`).
+A model whose server refuses every connection is given up after a few requests in a row (the rest are
+recorded as failed without being sent, and retried by the next run), so a dead server costs seconds, not
+hours, and the other models still run. An optional deadline (``max_run_time_s``) stops the stage cleanly:
+requests in flight are abandoned, everything finished is already stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from vlmpipe.core.config import ModelSpec, RunConfig
+from vlmpipe.core.images import PreparedImage
+from vlmpipe.core.limiter import GROW_AFTER, AdaptiveLimiter
+from vlmpipe.core.progress import progress_bar
+from vlmpipe.core.server_health import FailureTally, ServerHealth
+from vlmpipe.core.store import Store
+from vlmpipe.providers import Generation, Request, make_provider
+from vlmpipe.stages.plan import PlannedGeneration, candidate_models
+from vlmpipe.stages.serving.session import model_session
+
+log = logging.getLogger("vlmpipe")
+
+class RunDeadline(Exception):
+    """The run's time limit passed during generation."""
+
+
+def _row(p: PlannedGeneration, gen: Generation) -> dict[str, Any]:
+    return {
+        "key": p.key, "model": p.model, "role": p.role, "item": p.item, "repeat": p.repeat,
+        "text": gen.text, "error": gen.error, "error_kind": gen.error_kind, "latency_s": gen.latency_s,
+        "ttft_s": gen.ttft_s, "prompt_tokens": gen.prompt_tokens, "completion_tokens": gen.completion_tokens,
+        "token_times": gen.token_times,
+    }
+
+
+async def _run_model(
+    cfg: RunConfig, spec: ModelSpec, todo: list[PlannedGeneration], store: Store,
+    items: dict[str, dict[str, Any]], images: dict[str, PreparedImage | str],
+    advance: Callable[[int], None], deadline: float | None = None,
+) -> None:
+    async with model_session(cfg, spec, store) as served:
+        if served.error:
+            log.warning("model %s: %d generation(s) not sent: %s", spec.name, len(todo), served.error)
+            for p in todo:
+                store.put_generation(_row(p, Generation(error=served.error, error_kind="server")))
+                advance(1)
+            store.update_model_info(spec.name, {"failed": served.error})
+            return
+        provider = make_provider(served.spec)
+        width = spec.concurrency or cfg.concurrency
+        limiter = AdaptiveLimiter(width, grow_after=GROW_AFTER, name=spec.name)
+        if hasattr(provider, "limiter"):
+            provider.limiter = limiter  # HTTP attempts follow the server's 429s
+        sem = asyncio.Semaphore(width)
+        health = ServerHealth(f"not sent: the server of {spec.name} at {spec.base_url}")
+        errors = FailureTally()
+
+        async def one(p: PlannedGeneration) -> None:
+            item = items[p.item]
+            image = images.get(p.item)
+            if item.get("error") or image is None:
+                gen = Generation(error=item.get("error") or "image unavailable", error_kind="image")
+            else:
+                req = Request(
+                    item_id=p.item,
+                    image_url=image if isinstance(image, str) else image.data_url(),
+                    system_prompt=cfg.system_prompt,
+                    user_message=str(item.get("user_message") or cfg.user_message),
+                    image_bytes=None if isinstance(image, str) else image.data,
+                )
+                async with sem:
+                    if health.given_up:
+                        gen = Generation(error=health.given_up, error_kind="connection")
+                    else:
+                        gen = await provider.generate(req)
+                        if health.record(None if gen.ok else (gen.error_kind or "error"), gen.error):
+                            log.error("model %s: server unreachable, giving up on its remaining requests: %s",
+                                      spec.name, gen.error)
+            store.put_generation(_row(p, gen))
+            if gen.error:
+                errors.add(gen.error_kind, f"{p.item}#{p.repeat}: {gen.error}")
+            advance(1)
+
+        cap = asyncio.timeout_at(deadline)
+        try:
+            async with cap:
+                await asyncio.gather(*(one(p) for p in todo))
+        except TimeoutError:
+            if cap.expired():
+                raise RunDeadline from None
+            raise
+        finally:
+            await provider.aclose()
+            if errors:
+                log.warning("model %s: %d of %d generations failed %s", spec.name, errors.by_kind.total(),
+                            len(todo), errors.describe())
+            store.update_model_info(spec.name, {
+                "failed": health.given_up,
+                "concurrency_min": limiter.min_limit,
+                "rate_limit_backoffs": limiter.backoffs,
+            })
+
+
+async def generate_async(
+    cfg: RunConfig, store: Store, plan: list[PlannedGeneration],
+    images: dict[str, PreparedImage | str], *, show_progress: bool = True, deadline: float | None = None,
+) -> int:
+    """Run what the plan still lacks; returns the number of generations attempted.
+
+    ``deadline`` is a ``loop.time()`` value; reaching it raises :class:`RunDeadline` (finished work is stored).
+    """
+    finished = store.finished_keys()
+    items = {i["id"]: i for i in store.items()}
+    made = 0
+    for spec, _role, _repeats in candidate_models(cfg):
+        todo = [p for p in plan if p.model == spec.name and p.key not in finished]
+        if not todo:
+            continue
+        with progress_bar(f"generate {spec.name}", len(todo), enabled=show_progress) as advance:
+            await _run_model(cfg, spec, todo, store, items, images, advance, deadline)
+        made += len(todo)
+    return made
+
+
+def generate(cfg: RunConfig, store: Store, plan: list[PlannedGeneration],
+             images: dict[str, PreparedImage | str], *, show_progress: bool = True,
+             max_time_s: float | None = None) -> int:
+    """Run the generate stage; :class:`RunDeadline` when ``max_time_s`` (from now) passes first."""
+
+    async def main() -> int:
+        deadline = None if max_time_s is None else asyncio.get_running_loop().time() + max_time_s
+        return await generate_async(cfg, store, plan, images, show_progress=show_progress, deadline=deadline)
+
+    return asyncio.run(main())

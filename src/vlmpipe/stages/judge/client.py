@@ -1,0 +1,49 @@
+"""The judge's transport: the OpenAI-compatible provider (its retries, timeouts, API key and redaction), with
+the judge's message shape — the judge instructions as the system message, the rendered user template and the
+screenshot (with ``detail``) as the user message — and a ``response_format`` JSON schema.
+
+The schema is sent unless ``judge.model.extra_body`` sets ``response_format`` itself (``null`` disables it).
+A server that rejects the schema with HTTP 400 is asked again without it, once for the whole run.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from vlmpipe.core.config import ModelSpec
+from vlmpipe.providers.base import Generation, Request
+from vlmpipe.providers.openai_compat import OpenAICompatProvider
+from vlmpipe.stages.judge.parse import RESPONSE_SCHEMA
+
+
+class JudgeClient(OpenAICompatProvider):
+    def __init__(self, spec: ModelSpec, *, image_detail: str = "auto", client: httpx.AsyncClient | None = None) -> None:
+        super().__init__(spec, client=client)
+        self.image_detail = image_detail
+        self.use_schema = "response_format" not in spec.extra_body
+
+    def payload(self, request: Request) -> dict[str, Any]:
+        body = super().payload(request)
+        for message in body["messages"]:
+            content = message.get("content")
+            if isinstance(content, list):
+                for part in content:
+                    if part.get("type") == "image_url":
+                        part["image_url"]["detail"] = self.image_detail
+        if self.use_schema:
+            body["response_format"] = RESPONSE_SCHEMA
+        if "response_format" in body and body["response_format"] is None:
+            del body["response_format"]
+        return body
+
+    async def ask(self, request: Request) -> Generation:
+        """One judge answer; falls back to no schema when the server refuses ``response_format``."""
+        gen = await self.generate(request)
+        if gen.error_kind == "http_400" and self.use_schema:
+            self.use_schema = False
+            retry = await self.generate(request)
+            retry.prompt_tokens = (retry.prompt_tokens or 0) + (gen.prompt_tokens or 0) or None
+            return retry
+        return gen
