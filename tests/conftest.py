@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,6 +24,11 @@ for _name in ("COLUMNS", "LINES"):
 # pytest-xdist workers (`make test`) share two cores: each worker's torch uses one thread.
 if os.environ.get("PYTEST_XDIST_WORKER"):
     os.environ["OMP_NUM_THREADS"] = "1"
+
+
+def summary_json(result: Any) -> dict[str, Any]:
+    """The ``report/summary.json`` a run (a ``RunResult``) wrote, as the contract's JSON."""
+    return json.loads((Path(result.report_dir) / "summary.json").read_text(encoding="utf-8"))
 
 
 @pytest.fixture
@@ -68,3 +75,39 @@ _MODEL_FILES = {"test_perplexity_default.py", "test_perplexity_llama.py", "test_
 def pytest_itemcollected(item: pytest.Item) -> None:
     if item.path.name in _MODEL_FILES:
         item.add_marker(pytest.mark.model)
+
+
+# Every summary.json the tests produce must validate against docs/summary.schema.json (the typed summary's JSON
+# Schema): at the end of the session (of each xdist worker), the summaries under the session's temporary folder are
+# checked, and any that does not validate fails the session with the file and the error.
+SCHEMA_FILE = ROOT / "docs" / "summary.schema.json"
+
+
+def invalid_summaries(folder: Path) -> list[str]:
+    """``"<file>: <error>"`` for every ``report/summary.json`` under ``folder`` that the schema rejects."""
+    from jsonschema import Draft202012Validator
+
+    validator = Draft202012Validator(json.loads(SCHEMA_FILE.read_text(encoding="utf-8")))
+    problems = []
+    for path in sorted(folder.rglob("report/summary.json")):
+        for err in validator.iter_errors(json.loads(path.read_text(encoding="utf-8"))):
+            where = "/".join(str(p) for p in err.absolute_path) or "(top level)"
+            problems.append(f"{path}: {where}: {err.message}")
+    return problems
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    factory = getattr(session.config, "_tmp_path_factory", None)
+    if factory is None or not SCHEMA_FILE.is_file():
+        return
+    try:
+        base = factory.getbasetemp()
+    except (OSError, ValueError):
+        return
+    problems = invalid_summaries(base)
+    if problems:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        lines = [f"{len(problems)} summary.json problem(s) against {SCHEMA_FILE.name}:", *problems[:20]]
+        if reporter is not None:
+            reporter.write_line("\n".join(lines), red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

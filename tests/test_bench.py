@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
+from conftest import summary_json
 from fakeserver import FakeOpenAIServer
 from vlmpipe.app.cli import app
 from vlmpipe.app.pipeline import bench
@@ -95,7 +96,7 @@ def test_bench_against_a_streaming_server_with_known_delays(tmp_path: Path, monk
         bodies = list(srv.requests)
     assert len(bodies) == 1 + 4 + 64 and all(b["stream"] for b in bodies)
     assert result.exit_code == 0
-    levels = result.summary["bench"]["models"]["fake"]["levels"]
+    levels = summary_json(result)["bench"]["models"]["fake"]["levels"]
     one, sixteen = levels["1"], levels["16"]
     for level in (one, sixteen):
         assert level["errors"] == 0 and level["freezes"] == 0 and level["tokens_source"] == "usage"
@@ -105,11 +106,11 @@ def test_bench_against_a_streaming_server_with_known_delays(tmp_path: Path, monk
     assert one["tpot_s"]["p50"] == pytest.approx(TOKEN_DELAY, abs=tolerance(TOKEN_DELAY))
     assert one["itl_s"]["p50"] == pytest.approx(TOKEN_DELAY, abs=tolerance(TOKEN_DELAY))
     assert sixteen["request_throughput"] >= 12 * one["request_throughput"]
-    assert result.summary["bench"]["models"]["fake"]["prefix_caching"] == "on"
+    assert summary_json(result)["bench"]["models"]["fake"]["prefix_caching"] == "on"
     assert one["server_requests_running_max"] == 2.0
     assert one["gpu_memory_gb_peak"] is None
     assert one["unavailable"]["gpu_memory_gb_peak"] == "NVML unavailable: test has no GPU"
-    tpot = result.summary["bench"]["settings"]["tpot_definition"]
+    tpot = summary_json(result)["bench"]["settings"]["tpot_definition"]
     assert tpot.startswith("(e2e_latency - ttft) / (output_tokens - 1)")
 
     report = result.run_dir / "report"

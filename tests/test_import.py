@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from conftest import summary_json
 from vlmpipe.app.cli import app
 from vlmpipe.app.pipeline import open_store, score
 from vlmpipe.stages.importers import ImportDataError
@@ -55,8 +56,8 @@ def test_import_original_then_score(tmp_path: Path) -> None:
         assert recorded["recorded_bleurt"] == (0.2, None)
         assert recorded["recorded_perplexity"] == (99.0, None)
     result = score(run_dir, show_progress=False)
-    a, b = result.summary["models"]["A"], result.summary["models"]["B"]
-    assert result.summary["run"]["repeats"] == 2
+    a, b = summary_json(result)["models"]["A"], summary_json(result)["models"]["B"]
+    assert summary_json(result)["run"]["repeats"] == 2
     assert a["latency_s"]["mean"] == pytest.approx(0.75)
     # chars/s per generation = length / recorded (rounded) time, then the mean: as the original computed it.
     t0, t1 = (g["text"] for g in gens[:2])
@@ -93,7 +94,7 @@ def test_import_table_jsonl_with_mapping(tmp_path: Path) -> None:
         assert [(g["item"], g["repeat"], g["latency_s"]) for g in gens] == [("a", 0, 2.0), ("a", 1, 1.0)]
         assert store.scores()[gens[1]["key"]]["recorded_my_score"] == (0.25, None)
     result = score(run_dir, show_progress=False)
-    assert result.summary["models"]["m1"]["rouge1_f_mean"] > 0
+    assert summary_json(result)["models"]["m1"]["rouge1_f_mean"] > 0
 
 
 def test_table_errors_name_the_columns(tmp_path: Path) -> None:

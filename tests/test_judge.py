@@ -18,6 +18,7 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
+from conftest import summary_json
 from fakeserver import Behavior, FakeOpenAIServer
 from vlmpipe.analysis.judge import model_judgements
 from vlmpipe.app.cli import app
@@ -112,8 +113,8 @@ def test_both_mode_cancels_the_planted_bias_and_measures_it(tmp_path: Path, cand
     with FakeOpenAIServer(responder=BiasedJudge()) as judge_srv:
         result = run(make_config(tmp_path, candidates.url, judge_srv.url), show_progress=False)
         requests = judge_srv.requests
-    good = result.summary["models"][GOOD]["judge"]
-    bad = result.summary["models"][BAD]["judge"]
+    good = summary_json(result)["models"][GOOD]["judge"]
+    bad = summary_json(result)["models"][BAD]["judge"]
     # both orders, averaged: 9 and 7 -> 8 for the good model, 8 and 10 -> 9 for the reference
     assert good["candidate_score_mean"] == pytest.approx(8.0)
     assert good["reference_score_mean"] == pytest.approx(9.0)
@@ -132,10 +133,10 @@ def test_both_mode_cancels_the_planted_bias_and_measures_it(tmp_path: Path, cand
     assert good["prompt_tokens"] > 0 and good["completion_tokens"] > 0
     assert bad["ratio_mean"] == pytest.approx(4 / 9)
     assert len(requests) == 2 * 2 * 4 * 3  # 2 models x 4 items x 3 repeats x 2 orders
-    pair = result.summary["pairwise"]["judge.ratio"][0]
+    pair = summary_json(result)["pairwise"]["judge.ratio"][0]
     assert (pair["a"], pair["b"]) == (GOOD, BAD)
     assert pair["diff"] == pytest.approx(8 / 9 - 4 / 9) and pair["p_a_better"] == 1.0
-    status = result.summary["judge_status"]
+    status = summary_json(result)["judge_status"]
     assert status["state"] == "done" and status["cost_usd"] > 0
     # the judge sees the image with its detail, is asked for JSON, and never sees a model name
     body = requests[0]
@@ -154,7 +155,7 @@ def test_random_mode_leaves_order_noise(tmp_path: Path, candidates) -> None:
     with FakeOpenAIServer(responder=BiasedJudge()) as judge_srv:
         result = run(make_config(tmp_path, candidates.url, judge_srv.url, mode="random"), show_progress=False)
         n_requests = len(judge_srv.requests)
-    good = result.summary["models"][GOOD]["judge"]
+    good = summary_json(result)["models"][GOOD]["judge"]
     assert n_requests == 2 * 4 * 3  # one order per generation
     with open_store(result.run_dir) as store:
         rows = [r for r in store.judgements() if r["model"] == GOOD]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -51,7 +52,7 @@ def _store_from_peer(peer: Path, tmp_path: Path) -> tuple[Store, object]:
 def test_recorded_judgements_reproduce_published_ratios(peer_dir: Path, tmp_path: Path) -> None:
     store, cfg = _store_from_peer(peer_dir, tmp_path)
     assert import_recorded_judgements(store, peer_dir / "judgement_scores.xlsx") == 400
-    summary = build_summary(cfg, store)  # type: ignore[arg-type]
+    summary = json.loads(build_summary(cfg, store).to_json())  # type: ignore[arg-type]
     assert summary["judge_status"]["state"] == "recorded"
     total_failed = 0
     for model, (ratio, half) in PUBLISHED.items():

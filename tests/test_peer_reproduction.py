@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import yaml
 
+from conftest import summary_json
 from vlmpipe.analysis.aggregate import generation_table
 from vlmpipe.app.pipeline import open_store, score
 from vlmpipe.metrics import REGISTRY
@@ -38,7 +39,7 @@ def import_and_score(peer_dir: Path, tmp_path: Path) -> tuple[Path, dict]:
     # Only the metrics that need no model: perplexity of 400 texts is its own test (test_perplexity_llama.py).
     cfg["metrics"]["enabled"] = [n for n, c in REGISTRY.items() if "model" not in c.needs]
     cfg_path.write_text(yaml.safe_dump(cfg, allow_unicode=True), encoding="utf-8")
-    return run_dir, score(run_dir, show_progress=False).summary
+    return run_dir, summary_json(score(run_dir, show_progress=False))
 
 
 def test_peer_table_is_reproduced(peer_dir: Path, tmp_path: Path) -> None:

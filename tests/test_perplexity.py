@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -133,7 +134,7 @@ def test_adding_a_model_scores_only_its_texts_and_the_summary_names_the_scorer(t
         prompts = [b["prompt"] for b in srv.requests[first:]]
         second = srv.request_count
         score_run(cfg, store, show_progress=False)  # nothing new: the scorer is not even loaded (no probe)
-        summary = build_summary(cfg, store)
+        summary = json.loads(build_summary(cfg, store).to_json())
     assert first == 3
     assert prompts[1:] == ["Где мой возврат денег"]  # after the probe, only B's text
     assert srv.request_count == second

@@ -8,6 +8,7 @@ from pathlib import Path
 from PIL import Image
 
 import vlmpipe
+from conftest import summary_json
 from fakeserver import FakeOpenAIServer
 from vlmpipe.core.config import config_from_dict
 from vlmpipe.metrics.perplexity import PerplexitySettings, scorer_identity
@@ -61,9 +62,9 @@ def test_run_against_a_server_with_a_broken_item(tmp_path: Path) -> None:
         result = vlmpipe.run(cfg, show_progress=False)
         assert srv.request_count == 2  # only the good image is sent, twice
     assert result.exit_code == 1  # completed, with a failed item
-    m = result.summary["models"]["fake"]
+    m = summary_json(result)["models"]["fake"]
     assert (m["n"], m["n_errors"], m["errors_by_kind"]) == (4, 2, {"image": 2})
-    assert result.summary["run"]["items_failed"] == 1
+    assert summary_json(result)["run"]["items_failed"] == 1
     assert m["length_chars_mean"] == len(answers["good"])
     assert m["ttft_s"] is not None
     # a second run re-requests only the failed rows (still failing) and nothing finished
@@ -71,4 +72,4 @@ def test_run_against_a_server_with_a_broken_item(tmp_path: Path) -> None:
         cfg.models[0].base_url = srv2.url  # same key: base_url is not part of what produced the text
         again = vlmpipe.run(cfg, show_progress=False)
         assert srv2.request_count == 0
-    assert again.summary["models"]["fake"]["length_chars_mean"] == len(answers["good"])
+    assert summary_json(again)["models"]["fake"]["length_chars_mean"] == len(answers["good"])

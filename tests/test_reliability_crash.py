@@ -20,6 +20,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from conftest import summary_json
 from fakeserver import FakeOpenAIServer
 from reliability_helpers import image_digest, make_images, model, write_config, write_manifest
 from vlmpipe.app.pipeline import run
@@ -29,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 ITEMS, REPEATS, CONCURRENCY = 5, 3, 3
 MODELS = [("a", "vlm-a"), ("b", "vlm-b")]
 PLANNED = ITEMS * REPEATS * len(MODELS)
-TIMING = {"latency_s", "ttft_s", "chars_per_s_mean", "output_tokens_per_s_mean"}
+TIMING = {"latency_s", "ttft_s", "chars_per_s_mean", "output_tokens_per_s_mean", "latency_s.mean"}
 MONITORING = ("gpu_", "server_")
 ANSWER_RE = re.compile(r"<answer_([ab])>\n(.*?)\n</answer_\1>", re.DOTALL)
 GENERATED = "SELECT COUNT(*) FROM generations WHERE error IS NULL"
@@ -156,7 +157,7 @@ def test_killed_runs_resume_to_exactly_the_plan_with_identical_aggregates(tmp_pa
     # the same aggregates (judge included) and texts as the uninterrupted run (timings naturally differ)
     run_dir = tmp_path / "runs" / "r"
     resumed = json.loads((run_dir / "report" / "summary.json").read_text())
-    assert _comparable(resumed) == _comparable(baseline.summary)
+    assert _comparable(resumed) == _comparable(summary_json(baseline))
     assert resumed["models"]["a"]["judge"]["n"] == ITEMS * REPEATS
     assert _texts(run_dir / "report") == _texts(baseline.report_dir)
     assert resumed["models"]["a"]["n"] == ITEMS * REPEATS and resumed["models"]["a"]["n_errors"] == 0

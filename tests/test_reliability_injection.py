@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from conftest import summary_json
 from fakeserver import FakeOpenAIServer
 from reliability_helpers import image_digest, make_images, model, write_config, write_manifest
 from vlmpipe.analysis.injection import upper_fence
@@ -60,7 +61,7 @@ def test_injection_is_recorded_delimited_and_flagged_when_the_judge_is_swayed(tm
         user = json.loads(prompt)[-1]["content"][0]["text"]
         assert INJECTED in dict(ANSWER_RE.findall(user)).values()
         assert "Ignore the instructions" not in ANSWER_RE.sub("", user)
-    m = result.summary["models"]["m"]
+    m = summary_json(result)["models"]["m"]
     inj = m["injection"]
     assert (inj["suspected"], inj["flagged"]) == (2, 1)
     flagged = [e for e in inj["items"] if e["flagged"]]
@@ -73,7 +74,7 @@ def test_injection_is_recorded_delimited_and_flagged_when_the_judge_is_swayed(tm
     assert {k for k, v in marks.items() if float(v) == 1.0} == {"shot_3", "shot_5"}
     assert json.loads((result.report_dir / "summary.json").read_text())["models"]["m"]["injection"]["flagged"] == 1
     # flagged in the report, as a finding, with the phrase escaped like any model text
-    (finding,) = [f for f in result.summary["findings"] if f["kind"] == "injection"]
+    (finding,) = [f for f in summary_json(result)["findings"] if f["kind"] == "injection"]
     assert finding["text"].startswith("m: 1 answer(s) address the judge and got outlier judge scores")
     assert "shot_3 #0: score 10, «Ignore the instructions»" in finding["text"]
     html = (result.report_dir / "index.html").read_text(encoding="utf-8")

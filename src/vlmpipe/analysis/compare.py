@@ -1,9 +1,11 @@
 """``vlmpipe compare RUN_A RUN_B``: two runs' summaries side by side.
 
-For every model both runs have and every numeric field both summaries have (nested fields dotted, e.g.
-``latency_s.p50``, ``judge.ratio_mean``), the two values and B − A. Where both runs have a 95% interval
-(``judge.ratio_ci95``) it says whether the intervals overlap: intervals that do not overlap mean the change is
-beyond the run-to-run noise the intervals describe; overlapping ones do not prove there is no change.
+For every model both runs have and every number both summaries have (catalogue fields first, in the catalogue's
+order, then any other number, dotted: ``latency_s.p95``, ``judge.tie_rate``), the two values and B − A. Where both
+runs have a field's 95% interval (``fields.<key>.ci95``: chrF, fact recall, the judge ratio...; for summaries
+written before ``fields`` existed, the judge's ``ratio_ci95``) it says whether the intervals overlap: intervals
+that do not overlap mean the change is beyond the run-to-run noise the intervals describe; overlapping ones do not
+prove there is no change. Summaries of schema 1 of any vlmpipe version are read; another schema is an error.
 """
 
 from __future__ import annotations
@@ -13,15 +15,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from vlmpipe.analysis import access
+from pydantic import BaseModel, ValidationError
 
-#: The fields the console shows by default (``--all`` shows every numeric field).
-HEADLINE = ["n_errors", "judge.ratio_mean", "chrf_mean", "rouge1_f_mean", "bleurt_mean", "fact_recall_mean",
-            "hallucinated_number_rate", "off_language_rate", "consistency_mean", "latency_s.p50", "latency_s.max",
-            "length_chars_mean", "chars_per_s_mean", "gpu_memory_gb_peak"]
+from vlmpipe.analysis.catalogue import catalogue, headline_fields
+from vlmpipe.analysis.summary import SCHEMA_VERSION, RunSummary, number
 
-#: Interval fields: (interval path, the mean it belongs to).
-INTERVALS = [("judge.ratio_ci95", "judge.ratio_mean")]
+#: What ``numeric_fields`` leaves out: the per-field records (compared through their values) and the counts by kind.
+SKIP = {"fields", "unavailable", "errors_by_kind", "within_item_std", "injection"}
+
+
+def headline() -> list[str]:
+    """The fields the console shows by default (``--all`` shows every number)."""
+    return [f.key for f in headline_fields()]
 
 
 def summary_file(run: str | Path) -> Path:
@@ -33,8 +38,8 @@ def summary_file(run: str | Path) -> Path:
     raise FileNotFoundError(f"{run}: no report/summary.json (run `vlmpipe report {run}` first)")
 
 
-def read_summary(run: str | Path) -> dict[str, Any]:
-    """The summary; a file that is not a JSON object is a ``ValueError`` saying how to write it again."""
+def read_summary(run: str | Path) -> RunSummary:
+    """The typed summary; a file that is not a vlmpipe summary is a ``ValueError`` saying how to write it again."""
     path = summary_file(run)
     run = path.parent.parent if path.parent.name == "report" else path.parent  # the run directory
     try:
@@ -43,7 +48,16 @@ def read_summary(run: str | Path) -> dict[str, Any]:
         raise ValueError(f"{path}: not valid JSON ({err}); run `vlmpipe report {run}` to write it again") from None
     if not isinstance(loaded, dict) or not isinstance(loaded.get("models"), dict):
         raise ValueError(f"{path}: not a vlmpipe summary (no \"models\"); run `vlmpipe report {run}` to write it")
-    return loaded
+    if loaded.get("schema", SCHEMA_VERSION) != SCHEMA_VERSION:
+        raise ValueError(f"{path}: summary schema {loaded.get('schema')!r}, but this vlmpipe reads schema "
+                         f"{SCHEMA_VERSION}; compare runs written by the same major version")
+    try:
+        return RunSummary.model_validate(loaded)
+    except ValidationError as err:
+        first = err.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise ValueError(f"{path}: not a vlmpipe summary ({where}: {first['msg']}); run `vlmpipe report {run}` "
+                         "to write it again") from None
 
 
 def written_at(path: Path) -> str:
@@ -51,15 +65,17 @@ def written_at(path: Path) -> str:
     return datetime.fromtimestamp(path.stat().st_mtime, tz=UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
-def numeric_fields(model: dict[str, Any], prefix: str = "") -> dict[str, float]:
+def numeric_fields(model: BaseModel | dict[str, Any], prefix: str = "") -> dict[str, float]:
+    """Every number of a model's summary under its dotted key."""
+    data = model.model_dump() if isinstance(model, BaseModel) else model
     out: dict[str, float] = {}
-    for k, v in model.items():
-        if k in ("unavailable", "errors_by_kind"):
+    for k, v in data.items():
+        if k in SKIP and not prefix:
             continue
         path = f"{prefix}{k}"
         if isinstance(v, dict):
             out.update(numeric_fields(v, f"{path}."))
-        elif (n := access.number(v)) is not None:
+        elif (n := number(v)) is not None:
             out[path] = n
     return out
 
@@ -68,24 +84,29 @@ def overlap(a: tuple[float, float], b: tuple[float, float]) -> bool:
     return a[0] <= b[1] and b[0] <= a[1]
 
 
-def compare_summaries(a: dict[str, Any], b: dict[str, Any], *, name_a: str = "A", name_b: str = "B"
-                      ) -> dict[str, Any]:
-    common = [m for m in access.models(a) if m in b.get("models", {})]
+def compare_summaries(a: RunSummary, b: RunSummary, *, name_a: str = "A", name_b: str = "B") -> dict[str, Any]:
+    """``{"a", "b", "models": {model: {field: {a, b, diff[, ci95_a, ci95_b, intervals_overlap]}}}, "only_a",
+    "only_b"}``; fields in catalogue order, then the other numbers."""
+    order = {f.key: i for i, f in enumerate(catalogue())}
     models: dict[str, Any] = {}
-    for m in common:
-        fa, fb = numeric_fields(a["models"][m]), numeric_fields(b["models"][m])
-        metrics = {f: {"a": fa[f], "b": fb[f], "diff": fb[f] - fa[f]} for f in fa if f in fb}
-        for ipath, mean_path in INTERVALS:
-            ia, ib = access.interval(a, m, ipath), access.interval(b, m, ipath)
-            if ia and ib and mean_path in metrics:
-                metrics[mean_path].update(ci95_a=list(ia), ci95_b=list(ib), intervals_overlap=overlap(ia, ib))
+    for m in (n for n in a.names() if n in b.models):
+        ma, mb = a.models[m], b.models[m]
+        fa, fb = numeric_fields(ma), numeric_fields(mb)
+        keys = sorted((k for k in fa if k in fb), key=lambda k: (order.get(k, len(order)), list(fa).index(k)))
+        metrics: dict[str, dict[str, Any]] = {}
+        for k in keys:
+            entry: dict[str, Any] = {"a": fa[k], "b": fb[k], "diff": fb[k] - fa[k]}
+            ia, ib = ma.interval(k), mb.interval(k)
+            if ia and ib:
+                entry.update(ci95_a=list(ia), ci95_b=list(ib), intervals_overlap=overlap(ia, ib))
+            metrics[k] = entry
         models[m] = metrics
     return {
-        "a": {"name": name_a, "run": a.get("run", {})},
-        "b": {"name": name_b, "run": b.get("run", {})},
+        "a": {"name": name_a, "run": a.run.model_dump()},
+        "b": {"name": name_b, "run": b.run.model_dump()},
         "models": models,
-        "only_a": [m for m in access.models(a) if m not in b.get("models", {})],
-        "only_b": [m for m in access.models(b) if m not in a.get("models", {})],
+        "only_a": [m for m in a.names() if m not in b.models],
+        "only_b": [m for m in b.names() if m not in a.models],
     }
 
 

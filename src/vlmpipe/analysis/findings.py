@@ -1,142 +1,138 @@
 """Findings: what the numbers of a run say, by explicit rules, each with its evidence.
 
-``derive_findings(summary)`` reads only ``summary.json``'s fields (see DESIGN.md) and returns a list of
-``{"kind", "text", "evidence"}``; ``evidence`` holds the numbers the rule looked at. Rules:
+``derive_findings(summary)`` reads only the typed summary and the field catalogue, and returns
+:class:`Finding` s (``kind``, ``text``, ``evidence``: the numbers the rule looked at). Rules:
 
-- ``best``: the candidate with the highest quality (judge ratio, else chrF, else ROUGE-1) and whether its lead
-  over the runner-up is significant: the pairwise 95% interval of the difference excludes 0, else the two
-  models' own 95% intervals do not overlap; "not separable" when they do; "not tested" without intervals.
+- ``best``: the candidate with the best quality measure (the catalogue's preferred ``quality`` field the run has:
+  the judge ratio, else chrF, else ROUGE-1) and whether its lead over the runner-up is significant: the paired 95%
+  interval of the difference excludes 0, else the two models' own 95% intervals do not overlap; "not separable"
+  when they do; "not tested" without intervals.
 - ``pareto``: candidates not dominated on quality, speed (chars/s) and peak GPU memory (when measured).
-- ``off_language``: ``off_language_rate`` > 0.
+- one finding per model and per field with an ``alert`` in the catalogue whose value crosses its threshold
+  (``off_language``, ``invents_numbers``, ``inconsistent``...; a plugin's field may add its own).
 - ``freeze``: slowest answer > ``FREEZE_RATIO`` × the median, or timeouts among the errors.
 - ``errors``: ``n_errors`` > 0.
-- ``invents_numbers``: ``hallucinated_number_rate`` > 0.
-- ``inconsistent``: ``consistency_mean`` < ``LOW_CONSISTENCY``.
 - ``server_down``: the model's server was given up (``failed``); ``injection``: answers that address the judge
   and got outlier judge scores (``injection.flagged``); ``stopped``: the run stopped at its time limit.
 - ``recommend_quality`` / ``recommend_constrained``: the best model; and the Pareto model with the least GPU
-  memory (else the fastest) among those not flagged as freezing, failing or drifting off-language.
+  memory (else the fastest) among those not flagged (freezing, failing, or an alert that ``flags``).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from vlmpipe.analysis import access as data
+from vlmpipe.analysis.catalogue import catalogue
+from vlmpipe.analysis.summary import Finding, RunSummary
+from vlmpipe.core.fields import SummaryField
 from vlmpipe.core.stats import pareto_front
 
 FREEZE_RATIO = 10.0
-#: ``consistency_mean`` is the symmetric chrF++ between repeats of one screenshot, 0–100 (100: identical).
-LOW_CONSISTENCY = 50.0
 
 
-def _finding(kind: str, text: str, **evidence: Any) -> dict[str, Any]:
-    return {"kind": kind, "text": text, "evidence": evidence}
+def _finding(kind: str, text: str, **evidence: Any) -> Finding:
+    return Finding(kind=kind, text=text, evidence=evidence)
 
 
-def _fmt(v: float | None, digits: int = 3) -> str:
-    return "—" if v is None else f"{v:.{digits}f}"
-
-
-def pareto_set(summary: dict[str, Any], names: list[str], qpath: str) -> tuple[list[str], bool]:
+def pareto_set(summary: RunSummary, names: list[str], quality: SummaryField) -> tuple[list[str], bool]:
     """Names on the quality/speed(/memory) Pareto front; the flag says whether memory was an axis."""
-    pts = {n: (data.value(summary, n, qpath), data.value(summary, n, "chars_per_s_mean")) for n in names}
-    pts = {n: p for n, p in pts.items() if None not in p}
-    mem = {n: data.value(summary, n, "gpu_memory_gb_peak") for n in pts}
+    sign = -1.0 if quality.higher_is_better is False else 1.0
+    pts: dict[str, tuple[float, ...]] = {}
+    for n in names:
+        q, speed = summary.value(n, quality.key), summary.value(n, "chars_per_s_mean")
+        if q is not None and speed is not None:
+            pts[n] = (sign * q, speed)
+    mem = {n: summary.value(n, "gpu_memory_gb_peak") for n in pts}
     with_mem = bool(pts) and all(v is not None for v in mem.values())
     if with_mem:
         pts = {n: (*p, -mem[n]) for n, p in pts.items()}  # type: ignore[operator]
-    return pareto_front(pts), with_mem  # type: ignore[arg-type]
+    return pareto_front(pts), with_mem
 
 
-def lead(summary: dict[str, Any], best: str, second: str, qpath: str) -> dict[str, Any]:
+def lead(summary: RunSummary, best: str, second: str, quality: SummaryField) -> dict[str, Any]:
     """Whether ``best`` beats ``second`` beyond chance: ``{"significant": True/False/None, "how": ...}``."""
-    pair = data.find_pair(data.pairwise(summary), best, second)
-    if pair and pair["ci95"]:
-        lo, hi = pair["ci95"]
-        return {"significant": lo > 0, "how": "pairwise", "diff": pair["diff"], "ci95": [lo, hi],
-                "p_a_better": pair["p_a_better"]}
-    if qpath == "judge.ratio_mean":
-        a, b = data.interval(summary, best), data.interval(summary, second)
-        if a and b:
-            return {"significant": a[0] > b[1], "how": "intervals", "ci95_best": list(a), "ci95_second": list(b)}
+    pair = summary.find_pair(quality.key, best, second)
+    sign = -1.0 if quality.higher_is_better is False else 1.0
+    if pair and pair.ci95:
+        lo, hi = pair.ci95
+        return {"significant": lo > 0 if sign > 0 else hi < 0, "how": "pairwise", "diff": pair.diff,
+                "ci95": [lo, hi], "p_a_better": pair.p_a_better}
+    a, b = summary.models[best].interval(quality.key), summary.models[second].interval(quality.key)
+    if a and b:
+        apart = a[0] > b[1] if sign > 0 else a[1] < b[0]
+        return {"significant": apart, "how": "intervals", "ci95_best": list(a), "ci95_second": list(b)}
     return {"significant": None, "how": "no intervals"}
 
 
-def derive_findings(summary: dict[str, Any]) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    names = data.models(summary, role="candidate") or data.models(summary)
-    if not names:
-        return out
-    q = data.quality_field(summary, names)
-    flagged: set[str] = set()
-    if summary.get("run", {}).get("stopped"):
-        out.append(_finding("stopped", str(summary["run"]["stopped"])))
-
+def _per_model(summary: RunSummary, names: list[str], flagged: set[str]) -> list[Finding]:
+    out: list[Finding] = []
+    alerts = [f for f in catalogue() if f.alert is not None]
     for n in names:
-        m = summary["models"][n]
-        rate = data.value(summary, n, "off_language_rate")
-        if rate is not None and rate > 0:
-            flagged.add(n)
-            out.append(_finding("off_language", f"{n} answers in another language in {rate:.1%} of generations.",
-                                model=n, off_language_rate=rate))
-        p50, mx = data.value(summary, n, "latency_s.p50"), data.value(summary, n, "latency_s.max")
-        timeouts = int((m.get("errors_by_kind") or {}).get("timeout", 0))
-        if (p50 and mx and mx > FREEZE_RATIO * p50) or timeouts:
+        m = summary.models[n]
+        for f in alerts:
+            value = m.value(f.key)
+            if value is not None and f.alert.fires(value):  # type: ignore[union-attr]
+                alert = f.alert
+                if alert.flags:  # type: ignore[union-attr]
+                    flagged.add(n)
+                out.append(_finding(alert.kind, alert.text.format(model=n, value=value,  # type: ignore[union-attr]
+                                                                    threshold=alert.threshold),  # type: ignore[union-attr]
+                                    model=n, **{f.key: value}, threshold=alert.threshold))  # type: ignore[union-attr]
+        p50, mx = m.value("latency_s.p50"), m.value("latency_s.max")
+        timeouts = int(m.errors_by_kind.get("timeout", 0))
+        slow = bool(p50 and mx and mx > FREEZE_RATIO * p50)
+        if slow or timeouts:
             flagged.add(n)
             parts = []
-            if p50 and mx and mx > FREEZE_RATIO * p50:
-                parts.append(f"its slowest answer took {mx:.1f} s, {mx / p50:.0f}× its median {p50:.2f} s")
+            if slow:
+                parts.append(f"its slowest answer took {mx:.1f} s, {mx / p50:.0f}× its median {p50:.2f} s")  # type: ignore[operator]
             if timeouts:
                 parts.append(f"{timeouts} request(s) timed out")
             out.append(_finding("freeze", f"{n} freezes: " + "; ".join(parts) + ".", model=n, latency_p50=p50,
                                 latency_max=mx, timeouts=timeouts))
-        errors = int(m.get("n_errors") or 0)
-        if errors:
+        if m.n_errors:
             flagged.add(n)
-            kinds = ", ".join(f"{k}: {v}" for k, v in (m.get("errors_by_kind") or {}).items())
-            out.append(_finding("errors", f"{n} failed {errors} of {m.get('n')} requests" +
-                                (f" ({kinds})." if kinds else "."), model=n, n_errors=errors, n=m.get("n"),
-                                errors_by_kind=m.get("errors_by_kind") or {}))
-        if m.get("failed"):
+            kinds = ", ".join(f"{k}: {v}" for k, v in m.errors_by_kind.items())
+            out.append(_finding("errors", f"{n} failed {m.n_errors} of {m.n} requests" +
+                                (f" ({kinds})." if kinds else "."), model=n, n_errors=m.n_errors, n=m.n,
+                                errors_by_kind=m.errors_by_kind))
+        if m.failed:
             flagged.add(n)
-            out.append(_finding("server_down", f"{n} was given up: {m['failed']}", model=n))
-        inj = m.get("injection") or {}
-        if inj.get("flagged"):
-            cases = [e for e in inj.get("items", []) if e.get("flagged")]
-            listed = "; ".join(f"{e['item']} #{e['repeat']}: score {e['candidate_score']:g}, «{e['phrase']}»"
-                               for e in cases)
-            out.append(_finding("injection", f"{n}: {inj['flagged']} answer(s) address the judge and got outlier "
-                                f"judge scores (above {inj.get('score_fence', 0):.2f}); review them before trusting "
-                                f"its judge ratio — {listed}.", model=n, cases=cases))
-        hal = data.value(summary, n, "hallucinated_number_rate")
-        if hal is not None and hal > 0:
-            out.append(_finding("invents_numbers", f"{n} invents numbers (amounts, IDs, dates found in neither the "
-                                f"screenshot nor the reference) in {hal:.1%} of generations.", model=n,
-                                hallucinated_number_rate=hal))
-        cons = data.value(summary, n, "consistency_mean")
-        if cons is not None and cons < LOW_CONSISTENCY:
-            out.append(_finding("inconsistent", f"{n} answers inconsistently across repeats: consistency "
-                                f"{cons:.1f} < {LOW_CONSISTENCY:.0f} (chrF++ between repeats, 100 = identical).",
-                                model=n, consistency_mean=cons, threshold=LOW_CONSISTENCY))
+            out.append(_finding("server_down", f"{n} was given up: {m.failed}", model=n))
+        inj = m.injection
+        if inj is not None and inj.flagged:
+            cases = [e for e in inj.items if e.flagged]
+            listed = "; ".join(f"{e.item} #{e.repeat}: score {e.candidate_score:g}, «{e.phrase}»" for e in cases)
+            out.append(_finding("injection", f"{n}: {inj.flagged} answer(s) address the judge and got outlier judge "
+                                f"scores (above {inj.score_fence or 0:.2f}); review them before trusting its judge "
+                                f"ratio — {listed}.", model=n, cases=[e.model_dump() for e in cases]))
+    return out
 
+
+def derive_findings(summary: RunSummary) -> list[Finding]:
+    names = summary.candidates()
+    if not names:
+        return []
+    flagged: set[str] = set()
+    out: list[Finding] = []
+    if summary.run.stopped:
+        out.append(_finding("stopped", summary.run.stopped))
+    out += _per_model(summary, names, flagged)
+    q = summary.quality_field(names)
     if q is None:
-        out.insert(0, _finding("best", "No quality measure in this run (no judge ratio, chrF or ROUGE-1): "
-                               "models cannot be ranked on quality.", quality=None))
-        return out
-    qpath, qlabel = q
-    ranked = sorted((n for n in names if data.value(summary, n, qpath) is not None),
-                    key=lambda n: data.value(summary, n, qpath), reverse=True)  # type: ignore[arg-type,return-value]
+        return [_finding("best", "No quality measure in this run (no judge ratio, chrF or ROUGE-1): models cannot "
+                         "be ranked on quality.", quality=None), *out]
+    ranked = [n for n in summary.ranked() if n in names and summary.value(n, q.key) is not None]
     best = ranked[0]
-    bq = data.value(summary, best, qpath)
-    head: list[dict[str, Any]] = []
+    bq = summary.value(best, q.key)
+    head: list[Finding] = []
     if len(ranked) == 1:
-        head.append(_finding("best", f"{best} is the only model with a {qlabel}: {_fmt(bq)}.", model=best,
-                             metric=qpath, value=bq))
+        head.append(_finding("best", f"{best} is the only model with a {q.label}: {q.format(bq)}.", model=best,
+                             metric=q.key, value=bq))
     else:
         second = ranked[1]
-        sq = data.value(summary, second, qpath)
-        ld = lead(summary, best, second, qpath)
+        sq = summary.value(second, q.key)
+        ld = lead(summary, best, second, q)
         if ld["significant"] is True:
             verdict = "its lead is significant"
         elif ld["significant"] is False:
@@ -145,25 +141,25 @@ def derive_findings(summary: dict[str, Any]) -> list[dict[str, Any]]:
             verdict = "whether its lead is significant is not tested (no intervals for this measure)"
         if ld["how"] == "pairwise":
             verdict += f"; difference {ld['diff']:+.3f} [{ld['ci95'][0]:+.3f}, {ld['ci95'][1]:+.3f}]"
-        head.append(_finding("best", f"Best on {qlabel}: {best} ({_fmt(bq)}) ahead of {second} ({_fmt(sq)}); "
-                             f"{verdict}.", model=best, metric=qpath, value=bq, runner_up=second,
+        head.append(_finding("best", f"Best on {q.label}: {best} ({q.format(bq)}) ahead of {second} "
+                             f"({q.format(sq)}); {verdict}.", model=best, metric=q.key, value=bq, runner_up=second,
                              runner_up_value=sq, lead=ld))
-    front, with_mem = pareto_set(summary, names, qpath)
-    axes = f"{qlabel}, speed" + (" and peak GPU memory" if with_mem else " (GPU memory not measured)")
+    front, with_mem = pareto_set(summary, names, q)
+    axes = f"{q.label}, speed" + (" and peak GPU memory" if with_mem else " (GPU memory not measured)")
     if front:
-        head.append(_finding("pareto", f"Pareto set on {axes}: {', '.join(front)}.", models=front, metric=qpath,
+        head.append(_finding("pareto", f"Pareto set on {axes}: {', '.join(front)}.", models=front, metric=q.key,
                              with_memory=with_mem))
-    head.append(_finding("recommend_quality", f"For maximum quality: {best} ({qlabel} {_fmt(bq)}).", model=best,
-                         metric=qpath, value=bq))
+    head.append(_finding("recommend_quality", f"For maximum quality: {best} ({q.label} {q.format(bq)}).",
+                         model=best, metric=q.key, value=bq))
     usable = [n for n in front if n not in flagged] or front
     if usable:
         if with_mem:
-            pick = min(usable, key=lambda n: data.value(summary, n, "gpu_memory_gb_peak"))  # type: ignore[arg-type,return-value]
-            why = f"{data.value(summary, pick, 'gpu_memory_gb_peak'):.1f} GB peak GPU memory"
+            pick = min(usable, key=lambda n: summary.value(n, "gpu_memory_gb_peak"))  # type: ignore[arg-type,return-value]
+            why = f"{summary.value(pick, 'gpu_memory_gb_peak'):.1f} GB peak GPU memory"
         else:
-            pick = max(usable, key=lambda n: data.value(summary, n, "chars_per_s_mean"))  # type: ignore[arg-type,return-value]
-            why = f"{data.value(summary, pick, 'chars_per_s_mean'):.0f} chars/s"
-        head.append(_finding("recommend_constrained", f"For constrained hardware: {pick} ({why}, {qlabel} "
-                             f"{_fmt(data.value(summary, pick, qpath))}), on the Pareto front and not flagged "
-                             "above.", model=pick, metric=qpath, with_memory=with_mem))
+            pick = max(usable, key=lambda n: summary.value(n, "chars_per_s_mean"))  # type: ignore[arg-type,return-value]
+            why = f"{summary.value(pick, 'chars_per_s_mean'):.0f} chars/s"
+        head.append(_finding("recommend_constrained", f"For constrained hardware: {pick} ({why}, {q.label} "
+                             f"{q.format(summary.value(pick, q.key))}), on the Pareto front and not flagged above.",
+                             model=pick, metric=q.key, with_memory=with_mem))
     return head + out

@@ -41,16 +41,15 @@ def _candidate_scores(store: Store) -> dict[str, float]:
     return out
 
 
-def add_injection_flags(store: Store, summary: dict[str, Any]) -> None:
-    """Fill ``models.<m>.injection`` of every candidate model in place."""
+def injection_blocks(store: Store, candidates: list[str]) -> dict[str, dict[str, Any]]:
+    """``models.<m>.injection`` of every candidate: ``{suspected, flagged, score_fence, items}``."""
     scores = _candidate_scores(store)
     gens: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for g in store.generations(role="candidate"):
         if g["error"] is None:
             gens[g["model"]].append(g)
-    for name, m in summary.get("models", {}).items():
-        if m.get("role") != "candidate":
-            continue
+    out = {}
+    for name in candidates:
         model_scores = [scores[g["key"]] for g in gens.get(name, []) if g["key"] in scores]
         fence = upper_fence(model_scores)
         entries = []
@@ -62,9 +61,6 @@ def add_injection_flags(store: Store, summary: dict[str, Any]) -> None:
             outlier = fence is not None and score is not None and score > fence
             entries.append({"item": g["item"], "repeat": g["repeat"], "phrase": phrase,
                             "candidate_score": score, "flagged": outlier})
-        m["injection"] = {
-            "suspected": len(entries),
-            "flagged": sum(e["flagged"] for e in entries),
-            "score_fence": fence,
-            "items": entries,
-        }
+        out[name] = {"suspected": len(entries), "flagged": sum(e["flagged"] for e in entries),
+                     "score_fence": fence, "items": entries}
+    return out

@@ -1,4 +1,5 @@
-"""Per-model judge aggregates for ``summary.json`` (``models.<m>.judge``, ``pairwise``, ``judge_status``).
+"""Per-model judge aggregates for ``summary.json`` (``models.<m>.judge``, ``judge_status``; the paired
+differences of the ratio are made with every other field's, :mod:`vlmpipe.analysis.aggregate`).
 
 One *judgement* per candidate generation: in mode ``both`` the candidate and reference scores of the two
 orders are averaged (a generation judged in only one order keeps that one); in mode ``random`` the row of the
@@ -11,11 +12,12 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from itertools import combinations
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from vlmpipe.analysis.intervals import Series, field_value
 from vlmpipe.core import stats
 from vlmpipe.core.config import RunConfig
 from vlmpipe.core.store import Store
@@ -60,13 +62,21 @@ def _rate(flags: list[bool]) -> float | None:
     return float(np.mean(flags)) if flags else None
 
 
+def ratio_series(judged: list[tuple[str, dict[str, Any]]]) -> Series:
+    """The per-judgement ratios (candidate / reference score) of the usable judgements, by screenshot."""
+    series = Series()
+    for item, j in judged:
+        if j["status"] == "ok" and j["reference"] > 0:
+            series.add(j["candidate"] / j["reference"], item)
+    return series
+
+
 def summarize(judged: list[tuple[str, dict[str, Any]]], *, mode: str, seed: int,
               n_resamples: int = stats.N_RESAMPLES) -> dict[str, Any]:
-    """The ``judge`` block of one model from its ``(item, combined judgement)`` pairs."""
+    """The ``judge`` block of one model from its ``(item, combined judgement)`` pairs. The ratio is the
+    ``judge.ratio_mean`` field, aggregated like any per-generation metric (:func:`field_value`)."""
     ok = [(item, j) for item, j in judged if j["status"] == "ok"]
-    ratios = [(item, j["candidate"] / j["reference"]) for item, j in ok if j["reference"] > 0]
-    values = [r for _, r in ratios]
-    clusters = [item for item, _ in ratios]
+    ratio = field_value(ratio_series(judged), "mean", seed=seed, n_resamples=n_resamples)
     rows = [r for _, j in ok for r in j["rows"]]
     first_pref = [
         (r["candidate_score"] > r["reference_score"]) == (r["candidate_position"] == "A")
@@ -78,9 +88,9 @@ def summarize(judged: list[tuple[str, dict[str, Any]]], *, mode: str, seed: int,
     tokens_p = [r["prompt_tokens"] for r in all_rows if r.get("prompt_tokens") is not None]
     tokens_c = [r["completion_tokens"] for r in all_rows if r.get("completion_tokens") is not None]
     return {
-        "ratio_mean": float(np.mean(values)) if values else None,
-        "ratio_ci95_naive": stats.naive_ci95(values),
-        "ratio_ci95": stats.cluster_bootstrap_ci95(values, clusters, n_resamples=n_resamples, seed=seed),
+        "ratio_mean": ratio.value,
+        "ratio_ci95_naive": ratio.ci95_naive,
+        "ratio_ci95": ratio.ci95,
         "ratio_ci95_method": f"cluster bootstrap over items, {n_resamples} resamples, seed {seed}",
         "candidate_score_mean": float(np.mean([j["candidate"] for _, j in ok])) if ok else None,
         "reference_score_mean": float(np.mean([j["reference"] for _, j in ok])) if ok else None,
@@ -90,8 +100,8 @@ def summarize(judged: list[tuple[str, dict[str, Any]]], *, mode: str, seed: int,
         "n": len(ok),
         "n_failed": sum(1 for _, j in judged if j["status"] == "failed"),
         "n_pending": sum(1 for _, j in judged if j["status"] == "pending"),
-        "n_reference_zero": len(ok) - len(values),
-        "n_items": len(set(clusters)),
+        "n_reference_zero": len(ok) - ratio.n,
+        "n_items": ratio.n_items,
         "position_consistency": _rate(consistency),
         "first_position_preference": _rate(first_pref),
         "first_position_bonus": float(np.mean(bonus)) if bonus else None,
@@ -120,56 +130,60 @@ def model_judgements(store: Store, meta: dict[str, Any]) -> dict[str, list[tuple
     return out
 
 
-def add_judge(cfg: RunConfig | None, store: Store, summary: dict[str, Any]) -> None:
-    """Fill ``judge`` of every candidate model, ``pairwise["judge.ratio"]`` and ``judge_status`` in place."""
+@dataclass
+class JudgeResults:
+    """What the judge stage left for aggregation: its state, and each candidate's combined judgements."""
+
+    status: dict[str, Any]
+    per_model: dict[str, list[tuple[str, dict[str, Any]]]] = field(default_factory=dict)
+    mode: str = "both"
+    seed: int = 0
+
+    @property
+    def ran(self) -> bool:
+        return self.status["state"] not in ("not_configured", "not_run")
+
+    def block(self, model: str, items: set[str] | None = None) -> tuple[dict[str, Any] | None, str | None]:
+        """``(judge block, why it has no ratio)`` of ``model``, over the screenshots in ``items`` (all when None)."""
+        if not self.ran:
+            return None, self.status["message"]
+        judged = [(i, j) for i, j in self.per_model.get(model, []) if items is None or i in items]
+        block = summarize(judged, mode=self.mode, seed=self.seed)
+        why = None
+        if block["ratio_mean"] is None:
+            why = (f"no usable judgement: {block['n_failed']} failed, {block['n_pending']} not judged yet, "
+                   f"{block['n_reference_zero']} with reference score 0 (see report/judgements.csv)")
+        return block, why
+
+    def ratios(self, model: str) -> Series:
+        return ratio_series(self.per_model.get(model, []))
+
+
+def judge_results(cfg: RunConfig | None, store: Store) -> JudgeResults:
+    """The judge's state (``summary.json``'s ``judge_status``) and every candidate's combined judgements."""
     meta = store.judge_meta()
     enabled = bool(cfg and cfg.judge.enabled)
-    models = summary.get("models", {})
-    candidates = [name for name, m in models.items() if m.get("role") == "candidate"]
     if not meta.get("signature"):
         why = (NOT_CONFIGURED if not enabled else
                "the judge is configured but has not run yet: run `vlmpipe judge RUN`")
-        summary["judge_status"] = {"configured": enabled, "state": "not_configured" if not enabled else "not_run",
-                                   "message": why}
-        for name in candidates:
-            models[name]["judge"] = None
-            models[name].setdefault("unavailable", {})["judge"] = why
-        return
+        return JudgeResults({"configured": enabled, "state": "not_configured" if not enabled else "not_run",
+                             "message": why})
     mode = meta.get("mode", "both")
     seed = int(cfg.judge.seed if cfg else meta.get("seed", 0))
     per_model = model_judgements(store, meta)
-    ratios: dict[str, tuple[list[float], list[str]]] = {}
-    n_failed = 0
-    for name in candidates:
-        block = summarize(per_model.get(name, []), mode=mode, seed=seed)
-        models[name]["judge"] = block
-        n_failed += block["n_failed"]
-        if block["ratio_mean"] is None:
-            models[name].setdefault("unavailable", {})["judge"] = (
-                f"no usable judgement: {block['n_failed']} failed, {block['n_pending']} not judged yet, "
-                f"{block['n_reference_zero']} with reference score 0 (see report/judgements.csv)")
-        pairs = [(item, j["candidate"] / j["reference"]) for item, j in per_model.get(name, [])
-                 if j["status"] == "ok" and j["reference"] > 0]
-        ratios[name] = ([r for _, r in pairs], [i for i, _ in pairs])
-    pairwise = []
-    for a, b in combinations(candidates, 2):
-        res = stats.paired_bootstrap(ratios[a][0], ratios[a][1], ratios[b][0], ratios[b][1], seed=seed)
-        if res is not None:
-            pairwise.append({"a": a, "b": b, "metric": "judge.ratio_mean", "diff": res["diff"], "ci95": res["ci95"],
-                             "p_a_better": res["p_a_better"], "n_items": res["n_clusters"],
-                             "separable": not (res["ci95"][0] <= 0 <= res["ci95"][1])})
-    summary.setdefault("pairwise", {})["judge.ratio"] = pairwise
+    n_failed = sum(1 for judged in per_model.values() for _i, j in judged if j["status"] == "failed")
     cost = store.judge_cost(signature=meta["signature"])
-    summary["judge_status"] = {
+    status = {
         "configured": True,
         "state": "recorded" if mode == "recorded" else "done",
         "mode": mode,
         "judge_model": meta.get("model"),
         "templates": meta.get("templates"),
         "n_failed": n_failed,
-        "cost_usd": None if cost is None or (isinstance(cost, float) and math.isnan(cost)) else float(cost),
+        "cost_usd": None if cost is None or math.isnan(cost) else cost,
         "message": meta.get("source") or f"judged by {meta.get('model')} in mode {mode}",
     }
+    return JudgeResults(status, per_model, mode, seed)
 
 
 def plan_judgements(store: Store) -> list[dict[str, Any]] | None:

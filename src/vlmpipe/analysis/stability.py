@@ -49,7 +49,7 @@ def distinct_share(texts: list[str]) -> float | None:
 def _std_columns() -> list[str]:
     cols = ["length_chars", "latency_s"]
     for cls in REGISTRY.values():
-        cols += [col for col, how in cls.summary_fields.values() if how == "mean" and col not in cols]
+        cols += [f.column for f in cls.fields if f.aggregation == "mean" and f.column and f.column not in cols]
     return cols
 
 
@@ -58,16 +58,24 @@ def _value(row: dict[str, Any], col: str) -> float | None:
     return None if v is None else float(v)
 
 
-def stability_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """The per-model stability fields from that model's successful generation rows."""
+def per_item(rows: list[dict[str, Any]]) -> dict[str, tuple[float, float]]:
+    """``{item: (consistency, distinct share)}`` over the items with at least two successful repeats."""
+    by_item: dict[str, list[str]] = defaultdict(list)
+    for r in rows:
+        if r.get("error") is None and r.get("text") is not None:
+            by_item[r["item"]].append(r["text"])
+    return {item: (consistency(texts), distinct_share(texts))  # type: ignore[misc]
+            for item, texts in by_item.items() if len(texts) >= 2}
+
+
+def within_item_std(rows: list[dict[str, Any]]) -> dict[str, float] | None:
+    """``{column: mean over items of the column's std across repeats}`` (items with two or more values)."""
     by_item: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in rows:
         if r.get("error") is None and r.get("text") is not None:
             by_item[r["item"]].append(r)
     groups = [g for g in by_item.values() if len(g) >= 2]
-    cons = [consistency([r["text"] for r in g]) for g in groups]
-    dist = [distinct_share([r["text"] for r in g]) for g in groups]
-    stds: dict[str, float | None] = {}
+    stds: dict[str, float] = {}
     for col in _std_columns():
         per_item = []
         for g in groups:
@@ -76,15 +84,7 @@ def stability_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
                 per_item.append(float(np.std(vals, ddof=1)))
         if per_item:
             stds[col] = float(np.mean(per_item))
-    return {
-        "consistency_mean": float(np.mean(cons)) if groups else None,
-        "distinct_answer_rate": float(np.mean(dist)) if groups else None,
-        "within_item_std": stds or None,
-    }
+    return stds or None
 
 
-def unavailable_reasons(summary: dict[str, Any]) -> dict[str, str]:
-    """Why the stability fields of a model summary are ``None`` (when they are)."""
-    if summary.get("n") and summary.get("consistency_mean") is None:
-        return {k: NEEDS_REPEATS for k in ("consistency_mean", "distinct_answer_rate", "within_item_std")}
-    return {}
+STABILITY_KEYS = ("consistency_mean", "distinct_answer_rate", "within_item_std")

@@ -6,7 +6,7 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -15,6 +15,9 @@ from rich.table import Table
 
 from vlmpipe.core.config import ConfigError
 from vlmpipe.core.dataset import DatasetError
+
+if TYPE_CHECKING:
+    from vlmpipe.analysis.summary import RunSummary
 
 app = typer.Typer(
     help="Evaluate vision-language models that turn support screenshots into user requests.",
@@ -55,7 +58,7 @@ def _make_out_dir(out: Path) -> None:
         _fail_start(f"--out {out}: cannot create the folder: {why_not_written(out, err)}")
 
 
-def _ranking_table(summary: dict[str, Any]) -> Table:
+def _ranking_table(summary: RunSummary) -> Table:
     from vlmpipe.render.console import ranking_table
 
     return ranking_table(summary, width=console.width)
@@ -66,10 +69,10 @@ def _finish(result: Any, judge_hint: str | None = None) -> None:
     console.print(_ranking_table(result.summary))
     for note in getattr(result, "notes", []):
         console.print(note, highlight=False, markup=False)
-    status = result.summary.get("judge_status") or {}
-    if status.get("state") in ("not_configured", "not_run"):
-        hint = f"; {judge_hint}" if judge_hint and status["state"] == "not_configured" else ""
-        console.print(f"judge: {status['message']}{hint}", highlight=False, markup=False)
+    status = result.summary.judge_status
+    if status is not None and status.state in ("not_configured", "not_run"):
+        hint = f"; {judge_hint}" if judge_hint and status.state == "not_configured" else ""
+        console.print(f"judge: {status.message}{hint}", highlight=False, markup=False)
     if result.exit_code == 1:
         from vlmpipe.render.console import failures_note
 
@@ -174,7 +177,7 @@ def compare(
     all_fields: Annotated[bool, typer.Option("--all", help="Every numeric field, not only the headline ones.")] = False,
 ) -> None:
     """Put two runs' summaries side by side: common models and metrics, B − A, interval overlap."""
-    from vlmpipe.analysis.compare import HEADLINE
+    from vlmpipe.analysis.compare import headline
     from vlmpipe.app.pipeline import compare as compare_pipeline
     from vlmpipe.render.console import compare_table
 
@@ -186,7 +189,7 @@ def compare(
         _fail_start(str(err))
     console.print(f"A = {run_a}\nB = {run_b}", highlight=False)
     if result["models"]:
-        console.print(compare_table(result, None if all_fields else HEADLINE))
+        console.print(compare_table(result, None if all_fields else headline()))
     else:
         console.print("no models in common")
     for side in ("only_a", "only_b"):
@@ -227,7 +230,8 @@ def bench(
         result = bench_pipeline(config, settings, log=say)
     except (ConfigError, DatasetError) as err:
         _fail_start(str(err))
-    console.print(bench_table(result.summary.get("bench") or {}, width=console.width))
+    bench = result.summary.bench
+    console.print(bench_table(bench.model_dump() if bench else {}, width=console.width))
     console.print(f"bench: {result.run_dir / 'report' / 'summary.json'} (bench), "
                   f"{result.run_dir / 'report' / 'bench.png'}")
     raise typer.Exit(result.exit_code)

@@ -29,6 +29,7 @@ from vlmpipe.stages.references import apply_references
 from vlmpipe.stages.score import enabled_metrics, score_run
 
 if TYPE_CHECKING:
+    from vlmpipe.analysis.summary import RunSummary
     from vlmpipe.stages.bench import BenchSettings
     from vlmpipe.stages.judge import JudgeOutcome
 
@@ -40,7 +41,7 @@ def judge_run(*args: Any, **kwargs: Any) -> JudgeOutcome:
     return run_judge(*args, **kwargs)
 
 
-def write_report(cfg: RunConfig, store: Store, run_dir: Path) -> dict[str, Any]:
+def write_report(cfg: RunConfig, store: Store, run_dir: Path) -> RunSummary:
     """The report stage (imported on first use: matplotlib and openpyxl cost ~1 s per command, and a killed or
     failing run never gets there)."""
     from vlmpipe.render import write_report as write
@@ -55,7 +56,7 @@ EXIT_OK, EXIT_FAILED_ITEMS, EXIT_CANNOT_START = 0, 1, 2
 @dataclass
 class RunResult:
     run_dir: Path
-    summary: dict[str, Any]
+    summary: RunSummary
     exit_code: int
     requests_made: int = 0
     notes: list[str] = field(default_factory=list)
@@ -147,8 +148,8 @@ def finish(cfg: RunConfig, store: Store, run_dir: Path, *, requests_made: int = 
     if judge and cfg.judge.enabled:
         notes = _judge_notes(judge_run(cfg, store, images=images, show_progress=show_progress))
     summary = write_report(cfg, store, run_dir)
-    failed = summary["run"].get("items_failed", 0) or any(m["n_errors"] for m in summary["models"].values())
-    failed = failed or any((m.get("judge") or {}).get("n_failed") for m in summary["models"].values())
+    failed = summary.run.items_failed or any(m.n_errors for m in summary.models.values())
+    failed = failed or any(m.judge and m.judge.n_failed for m in summary.models.values())
     return RunResult(run_dir, summary, EXIT_FAILED_ITEMS if failed else EXIT_OK, requests_made, notes)
 
 
@@ -181,7 +182,7 @@ def judge(run_dir: str | Path, *, max_cost: float | None = None, limit: int | No
         except ConfigError as err:  # say which file to edit
             raise ConfigError(f"{Path(run_dir) / 'config.yaml'}: {err}") from None
         summary = write_report(cfg, store, Path(run_dir))
-    failed = any((m.get("judge") or {}).get("n_failed") for m in summary["models"].values())
+    failed = any(m.judge and m.judge.n_failed for m in summary.models.values())
     return RunResult(Path(run_dir), summary, EXIT_FAILED_ITEMS if failed else EXIT_OK, outcome.requested,
                      _judge_notes(outcome))
 
@@ -221,12 +222,12 @@ def bench(config: RunConfig | str | Path, settings: BenchSettings | None = None,
 
 def compare(run_a: str | Path, run_b: str | Path, *, out: Path | None = None) -> dict[str, Any]:
     """Compare two runs' summaries; with ``out``, also write ``compare.json`` and ``compare.html`` there."""
-    from vlmpipe.analysis.compare import HEADLINE, compare_runs
+    from vlmpipe.analysis.compare import compare_runs, headline
     from vlmpipe.render.compare_html import render_compare
 
     result = compare_runs(run_a, run_b)
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         (out / "compare.json").write_text(json.dumps(result, ensure_ascii=False, indent=2), encoding="utf-8")
-        (out / "compare.html").write_text(render_compare(result, HEADLINE), encoding="utf-8")
+        (out / "compare.html").write_text(render_compare(result, headline()), encoding="utf-8")
     return result

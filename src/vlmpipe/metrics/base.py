@@ -1,23 +1,34 @@
-"""The metric registry: each metric declares its name, what it needs, and whether it can run here.
+"""The metric registry: each metric declares its name, what it needs, its summary fields, and whether it can run here.
 
 A metric scores a batch of generation rows and returns, per row, ``{column: (value, detail)}``: ``value``
 is a number (or ``None``) stored in the ``scores`` table and shown in ``generations.csv``; ``detail`` is any
 JSON-able value kept beside it (misspelled words, the detected language, the missing facts...).
-``summary_fields`` says how columns aggregate per model (``mean``, ``sum``, ``rate`` = share of rows > 0).
+``fields`` declares, once, the figures of ``summary.json`` made from those columns
+(:class:`vlmpipe.core.fields.SummaryField`: the aggregation — ``mean``, ``sum`` or ``rate`` = share of rows > 0 —,
+label, format, direction, and the views it belongs to); every table, plot, compare and finding is derived from them.
+``info_keys`` names what :meth:`Metric.summary_info` adds to every model's summary (which scorer or checkpoint made
+the numbers).
 A metric that cannot run says why (:meth:`Metric.unavailable`); the report then shows ``null`` with that
 reason — never a crash, never a silent zero.
+
+Third-party metrics register through the entry-point group ``vlmpipe.metrics`` (see docs/extending.md): each entry
+point names a module (or an object in one) that, when loaded, registers its metric with :func:`register`.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal, TypeVar
+from importlib.metadata import entry_points
+from typing import Any, ClassVar, TypeVar
 
 from vlmpipe.core.config import RunConfig
+from vlmpipe.core.fields import SummaryField, register_fields, unregister_fields
 
 Score = tuple[float | None, Any]
-Aggregate = Literal["mean", "sum", "rate"]
+ENTRY_POINT_GROUP = "vlmpipe.metrics"
+log = logging.getLogger("vlmpipe.metrics")
 
 
 @dataclass
@@ -40,7 +51,8 @@ class Metric:
     name: ClassVar[str]
     columns: ClassVar[tuple[str, ...]]
     needs: ClassVar[frozenset[str]] = frozenset()  # any of {"reference", "image", "model", "facts"}
-    summary_fields: ClassVar[dict[str, tuple[str, Aggregate]]] = {}
+    fields: ClassVar[tuple[SummaryField, ...]] = ()
+    info_keys: ClassVar[tuple[str, ...]] = ()
     default_enabled: ClassVar[bool] = True
 
     def unavailable(self, ctx: ScoreContext) -> str | None:
@@ -100,9 +112,39 @@ class ModelMetric(Metric):
 REGISTRY: dict[str, type[Metric]] = {}
 
 
-def register(cls: type[Metric]) -> type[Metric]:
-    """Class decorator adding a metric to the registry under its ``name``."""
+M = TypeVar("M", bound=type[Metric])
+
+
+def register(cls: M) -> M:
+    """Class decorator adding a metric to the registry under its ``name``, and its fields to the catalogue.
+
+    Every field must aggregate one of the metric's own ``columns``."""
     if cls.name in REGISTRY and REGISTRY[cls.name] is not cls:
         raise ValueError(f"metric {cls.name!r} registered twice")
+    stray = [f.key for f in cls.fields if f.column not in cls.columns]
+    if stray:
+        raise ValueError(f"metric {cls.name!r}: field(s) {stray} aggregate no column of {cls.columns}")
+    register_fields(cls.name, cls.fields)
     REGISTRY[cls.name] = cls
     return cls
+
+
+def unregister(name: str) -> None:
+    """Remove a metric and its fields (a plugin unloaded, e.g. at the end of a test)."""
+    REGISTRY.pop(name, None)
+    unregister_fields(name)
+
+
+def load_plugins() -> dict[str, str]:
+    """Load the metrics of every installed plugin (entry-point group ``vlmpipe.metrics``).
+
+    A plugin that fails to load is skipped with a warning naming it and why; returns ``{entry point: why}`` of
+    those."""
+    failed: dict[str, str] = {}
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            ep.load()
+        except Exception as err:  # a broken plugin must not take the built-in metrics down with it
+            failed[ep.name] = f"{type(err).__name__}: {err}"
+            log.warning("metric plugin %s (%s) did not load: %s", ep.name, ep.value, failed[ep.name])
+    return failed

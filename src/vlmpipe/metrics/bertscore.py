@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from vlmpipe.core.fields import SummaryField
 from vlmpipe.metrics.base import MetricUnavailable, ModelMetric, Score, ScoreContext, load_once, register
 from vlmpipe.metrics.torch_device import DEVICE_PATTERN, torch_device
 
@@ -89,7 +90,13 @@ class BertScoreMetric(ModelMetric):
     name = "bertscore"
     columns = ("bertscore_f",)
     needs = frozenset({"reference", "model"})
-    summary_fields: ClassVar = {"bertscore_f_mean": ("bertscore_f", "mean")}
+    fields = (
+        SummaryField("bertscore_f_mean", "BERTScore F1", column="bertscore_f", aggregation="mean",
+                     higher_is_better=True, group="quality",
+                     description="contextual-embedding F1 against the reference", ranking=True, plot=True,
+                     headline=True, paired=True),
+    )
+    info_keys = ("bertscore_model",)
 
     def _model(self, ctx: ScoreContext) -> BertScoreModel:
         def load() -> BertScoreModel:

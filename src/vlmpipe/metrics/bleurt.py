@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from vlmpipe.core.fields import SummaryField
 from vlmpipe.metrics.base import MetricUnavailable, ModelMetric, Score, ScoreContext, load_once, register
 from vlmpipe.metrics.torch_device import DEVICE_PATTERN, place
 
@@ -161,7 +162,12 @@ class BleurtMetric(ModelMetric):
     name = "bleurt"
     columns = ("bleurt",)
     needs = frozenset({"reference", "model"})
-    summary_fields: ClassVar = {"bleurt_mean": ("bleurt", "mean")}
+    fields = (
+        SummaryField("bleurt_mean", "BLEURT", column="bleurt", aggregation="mean", higher_is_better=True,
+                     group="quality", description="learned similarity to the reference (BLEURT checkpoint)",
+                     ranking=True, plot=True, headline=True, paired=True),
+    )
+    info_keys = ("bleurt_checkpoint",)
 
     def _model(self, ctx: ScoreContext) -> BleurtModel:
         def load() -> BleurtModel:

@@ -21,12 +21,13 @@ import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 from vlmpipe.core.dataset import resolve_image_path
 from vlmpipe.core.facts import Fact, FactIndex, fact_present, facts_from_reference, find_mentions, parse_fact
+from vlmpipe.core.fields import Alert, SummaryField
 from vlmpipe.core.ocr import ocr_available, ocr_lines
-from vlmpipe.metrics.base import Aggregate, Metric, Score, ScoreContext, register
+from vlmpipe.metrics.base import Metric, Score, ScoreContext, register
 
 log = logging.getLogger("vlmpipe.grounding")
 
@@ -94,10 +95,18 @@ class Grounding(Metric):
     name = "grounding"
     columns = ("fact_recall", "hallucinated_numbers")
     needs = frozenset({"reference", "facts", "image"})
-    summary_fields: ClassVar[dict[str, tuple[str, Aggregate]]] = {
-        "fact_recall_mean": ("fact_recall", "mean"),
-        "hallucinated_number_rate": ("hallucinated_numbers", "rate"),
-    }
+    fields = (
+        SummaryField("fact_recall_mean", "fact recall", short="facts", column="fact_recall", aggregation="mean",
+                     fmt="{:.2f}", higher_is_better=True, group="grounding",
+                     description="share of the key facts the answer states", ranking=True, console=10, plot=True,
+                     headline=True, paired=True),
+        SummaryField("hallucinated_number_rate", "invented numbers", short="inv.num", column="hallucinated_numbers",
+                     aggregation="rate", fmt="{:.1%}", higher_is_better=False, group="grounding",
+                     description="answers with a number found in neither the screenshot nor the reference",
+                     ranking=True, console=4, headline=True, paired=True,
+                     alert=Alert("invents_numbers", "{model} invents numbers (amounts, IDs, dates found in neither the "
+                                 "screenshot nor the reference) in {value:.1%} of generations.", above=0.0)),
+    )
 
     def unavailable(self, ctx: ScoreContext) -> str | None:
         if any(i.get("reference") or i.get("facts") for i in ctx.items.values()):

@@ -10,11 +10,12 @@ per-generation column ``injection_suspected`` (1 or 0, the matched phrase as its
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 import regex
 
-from vlmpipe.metrics.base import Aggregate, Metric, ScoreContext, register
+from vlmpipe.core.fields import SummaryField
+from vlmpipe.metrics.base import Metric, ScoreContext, register
 
 # Phrases that talk to the grader or to the model's instructions rather than to a support agent.
 _PATTERNS = [
@@ -45,9 +46,12 @@ def suspected_injection(text: str | None) -> str | None:
 class InjectionMetric(Metric):
     name = "injection"
     columns = ("injection_suspected",)
-    summary_fields: ClassVar[dict[str, tuple[str, Aggregate]]] = {
-        "injection_suspected_rate": ("injection_suspected", "rate"),
-    }
+    fields = (
+        SummaryField("injection_suspected_rate", "addresses the judge", column="injection_suspected",
+                     aggregation="rate", fmt="{:.1%}", higher_is_better=False, group="safety",
+                     description="answers that talk to the grader or the instructions (suspected prompt injection)",
+                     technical=True),
+    )
 
     def score(self, rows: list[dict[str, Any]], ctx: ScoreContext) -> list[dict[str, tuple[float | None, Any]]]:
         out = []

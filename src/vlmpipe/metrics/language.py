@@ -14,11 +14,12 @@ generations. When lingua cannot decide, ``language`` is ``None`` with detail ``"
 from __future__ import annotations
 
 from functools import cache
-from typing import Any, ClassVar
+from typing import Any
 
 import regex
 
-from vlmpipe.metrics.base import Aggregate, Metric, Score, ScoreContext, register
+from vlmpipe.core.fields import Alert, SummaryField
+from vlmpipe.metrics.base import Metric, Score, ScoreContext, register
 
 LETTER = regex.compile(r"\p{L}")
 
@@ -57,7 +58,14 @@ def _codes(ctx: ScoreContext) -> tuple[str, ...]:
 class LanguageId(Metric):
     name = "language"
     columns = ("language", "off_language")
-    summary_fields: ClassVar[dict[str, tuple[str, Aggregate]]] = {"off_language_rate": ("off_language", "mean")}
+    fields = (
+        SummaryField("off_language_rate", "off-language", short="off-lang", column="off_language", aggregation="rate",
+                     fmt="{:.1%}", higher_is_better=False, group="language",
+                     description="answers not in the expected language", ranking=True, console=3, technical=True,
+                     headline=True,
+                     alert=Alert("off_language", "{model} answers in another language in {value:.1%} of generations.",
+                                 above=0.0, flags=True)),
+    )
 
     def unavailable(self, ctx: ScoreContext) -> str | None:
         try:

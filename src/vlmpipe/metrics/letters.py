@@ -10,11 +10,12 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 import regex
 
-from vlmpipe.metrics.base import Aggregate, Metric, Score, ScoreContext, register
+from vlmpipe.core.fields import SummaryField
+from vlmpipe.metrics.base import Metric, Score, ScoreContext, register
 
 LETTER = regex.compile(r"\p{L}")
 LATIN = regex.compile(r"\p{Latin}")
@@ -38,10 +39,15 @@ def letter_stats(text: str, allowed: frozenset[str] = frozenset()) -> dict[str, 
 class Letters(Metric):
     name = "letters"
     columns = ("non_ru_en_letters", "en_letters_pct", "unique_en_words")
-    summary_fields: ClassVar[dict[str, tuple[str, Aggregate]]] = {
-        "non_ru_en_letters_sum": ("non_ru_en_letters", "sum"),
-        "en_letters_pct": ("en_letters_pct", "mean"),
-    }
+    fields = (
+        SummaryField("non_ru_en_letters_sum", "non-ru/en letters Σ", column="non_ru_en_letters", aggregation="sum",
+                     fmt="{:.0f}", higher_is_better=False, group="language",
+                     description="letters outside the Russian and English alphabets, summed over answers",
+                     technical=True),
+        SummaryField("en_letters_pct", "Latin letters", column="en_letters_pct", aggregation="mean", fmt="{:.1f}",
+                     unit="%", group="language", description="share of Latin letters among an answer's letters",
+                     technical=True),
+    )
 
     def version(self, ctx: ScoreContext) -> str:
         return "1:" + ",".join(sorted(w.lower() for w in ctx.cfg.metrics.spelling_allow))

@@ -14,10 +14,11 @@ A generation whose item has no reference gets ``None`` (detail ``"no reference"`
 from __future__ import annotations
 
 from functools import cache, lru_cache
-from typing import Any, ClassVar
+from typing import Any
 
+from vlmpipe.core.fields import SummaryField
 from vlmpipe.core.wordtokens import StemmingTokenizer
-from vlmpipe.metrics.base import Aggregate, Metric, Score, ScoreContext, register
+from vlmpipe.metrics.base import Metric, Score, ScoreContext, register
 
 ROUGE_TYPES = ("rouge1", "rouge2", "rougeL")
 
@@ -65,7 +66,17 @@ class Rouge(Metric):
     name = "rouge"
     columns = ("rouge1_f", "rouge2_f", "rougeL_f")
     needs = frozenset({"reference"})
-    summary_fields: ClassVar[dict[str, tuple[str, Aggregate]]] = {f"{c}_mean": (c, "mean") for c in columns}
+    fields = (
+        SummaryField("rouge1_f_mean", "ROUGE-1", short="R-1", column="rouge1_f", aggregation="mean",
+                     higher_is_better=True, group="quality",
+                     description="unigram F1 against the reference (Russian stemming)", ranking=True, console=11,
+                     plot=True, headline=True, quality=2, paired=True),
+        SummaryField("rouge2_f_mean", "ROUGE-2", column="rouge2_f", aggregation="mean", higher_is_better=True,
+                     group="quality", description="bigram F1 against the reference", ranking=True, paired=True),
+        SummaryField("rougeL_f_mean", "ROUGE-L", column="rougeL_f", aggregation="mean", higher_is_better=True,
+                     group="quality", description="longest-common-subsequence F1 against the reference", ranking=True,
+                     paired=True),
+    )
 
     def unavailable(self, ctx: ScoreContext) -> str | None:
         return _has_references(ctx)
@@ -94,7 +105,11 @@ class Chrf(Metric):
     name = "chrf"
     columns = ("chrf",)
     needs = frozenset({"reference"})
-    summary_fields: ClassVar[dict[str, tuple[str, Aggregate]]] = {"chrf_mean": ("chrf", "mean")}
+    fields = (
+        SummaryField("chrf_mean", "chrF", column="chrf", aggregation="mean", fmt="{:.1f}", higher_is_better=True,
+                     group="quality", description="character n-gram F-score against the reference (0-100)",
+                     ranking=True, console=2, plot=True, headline=True, quality=1, paired=True),
+    )
 
     def unavailable(self, ctx: ScoreContext) -> str | None:
         return _has_references(ctx)

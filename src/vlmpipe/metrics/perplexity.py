@@ -28,10 +28,11 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from vlmpipe.core.fields import SummaryField
 from vlmpipe.metrics.base import Metric, Score, ScoreContext, load_once, register
 from vlmpipe.metrics.lm_logprobs import (
     EndpointScorer,
@@ -154,7 +155,13 @@ class PerplexityMetric(Metric):
     name = "perplexity"
     columns = ("perplexity",)
     needs = frozenset({"model"})
-    summary_fields: ClassVar = {"perplexity_mean": ("perplexity", "mean")}
+    fields = (
+        SummaryField("perplexity_mean", "perplexity", column="perplexity", aggregation="mean", fmt="{:.1f}",
+                     higher_is_better=False, group="fluency",
+                     description="perplexity of the answer under the offline language model (lower: more fluent)",
+                     ranking=True, technical=True, plot=True, headline=True),
+    )
+    info_keys = ("perplexity_scorer",)
 
     def _scorer(self, ctx: ScoreContext) -> LogprobScorer:
         return load_once(ctx, _CACHE_KEY, lambda: build_scorer(_settings(ctx)))

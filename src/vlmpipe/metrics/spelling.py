@@ -15,11 +15,12 @@ from __future__ import annotations
 import hashlib
 from functools import cache, lru_cache
 from importlib import resources
-from typing import Any, ClassVar
+from typing import Any
 
 import regex
 
-from vlmpipe.metrics.base import Aggregate, Metric, Score, ScoreContext, register
+from vlmpipe.core.fields import SummaryField
+from vlmpipe.metrics.base import Metric, Score, ScoreContext, register
 
 URL = regex.compile(r"(?:https?://|www\.)\S+|(?:[\p{L}\d-]+\.)+(?:ru|com|net|org|su|io|рф|info|app)\b\S*|\S+@\S+",
                     regex.IGNORECASE)
@@ -93,7 +94,11 @@ def misspelled(text: str, allowed: frozenset[str] = frozenset()) -> list[str]:
 class Spelling(Metric):
     name = "spelling"
     columns = ("spelling_errors",)
-    summary_fields: ClassVar[dict[str, tuple[str, Aggregate]]] = {"spelling_errors_sum": ("spelling_errors", "sum")}
+    fields = (
+        SummaryField("spelling_errors_sum", "spelling Σ", column="spelling_errors", aggregation="sum", fmt="{:.0f}",
+                     higher_is_better=False, group="fluency",
+                     description="misspelled words (Hunspell), summed over answers", ranking=True, technical=True),
+    )
 
     def unavailable(self, ctx: ScoreContext) -> str | None:
         return why_unavailable()

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from vlmpipe.render.html import RANKING
+from vlmpipe.analysis.catalogue import catalogue
 from vlmpipe.render.page import content_security_policy, environment
 
-#: Readable names of the compared fields (the ranking's column titles, plus what only compare shows).
-TITLES = {path: title for title, path, _ in RANKING} | {"length_chars_mean": "answer length, chars"}
+
+def titles() -> dict[str, str]:
+    """Readable names of the compared fields: the catalogue's labels with their units."""
+    return {f.key: f.title for f in catalogue()}
 
 
 def number(v: float, signed: bool = False) -> str:
@@ -27,11 +29,12 @@ def span(ci: list[float] | None) -> str:
 def model_rows(metrics: dict[str, Any], fields: list[str]) -> list[dict[str, str]]:
     """One row per field of ``fields`` both runs have, in that order."""
     rows = []
+    names = titles()
     for f in fields:
         if (v := metrics.get(f)) is None:
             continue
         ov = v.get("intervals_overlap")
-        rows.append({"field": f, "title": TITLES.get(f, f), "a": number(v["a"]), "b": number(v["b"]),
+        rows.append({"field": f, "title": names.get(f, f), "a": number(v["a"]), "b": number(v["b"]),
                      "diff": number(v["diff"], signed=True), "ci_a": span(v.get("ci95_a")),
                      "ci_b": span(v.get("ci95_b")),
                      "overlap": "" if ov is None else ("overlap" if ov else "do not overlap")})

@@ -1,4 +1,8 @@
-"""The compact ranking table printed at the end of ``run``/``demo``/``score``/``report``, and the compare table."""
+"""The compact ranking table printed at the end of ``run``/``demo``/``score``/``report``, and the compare table.
+
+Its columns are the catalogue's fields with a ``console`` priority (:mod:`vlmpipe.analysis.catalogue`), in catalogue
+order; a column is shown when any model has it, and in a narrow terminal the lowest-priority ones go first.
+"""
 
 from __future__ import annotations
 
@@ -8,77 +12,67 @@ from rich import box
 from rich.console import Group
 from rich.table import Table
 
-from vlmpipe.analysis import access
-
-#: (title, summary path, format); a column is shown when any model has it.
-COLUMNS = [("n", "n", "{:.0f}"), ("err", "n_errors", "{:.0f}"), ("judge [95%]", "judge.ratio_mean", "{:.3f}"),
-           ("chrF", "chrf_mean", "{:.1f}"), ("R-1", "rouge1_f_mean", "{:.2f}"),
-           ("facts", "fact_recall_mean", "{:.2f}"), ("inv.num", "hallucinated_number_rate", "{:.0%}"),
-           ("off-lang", "off_language_rate", "{:.0%}"), ("p50 s", "latency_s.p50", "{:.2f}"),
-           ("max s", "latency_s.max", "{:.1f}"), ("ch/s", "chars_per_s_mean", "{:.0f}"),
-           ("GPU GB", "gpu_memory_gb_peak", "{:.1f}")]
+from vlmpipe.analysis.catalogue import console_fields
+from vlmpipe.analysis.summary import RunSummary
+from vlmpipe.core.fields import SummaryField
 
 
-#: Which columns go first when the terminal is too narrow (the last listed go first).
-KEEP_ORDER = ["judge.ratio_mean", "chrf_mean", "off_language_rate", "hallucinated_number_rate", "chars_per_s_mean",
-              "latency_s.p50", "gpu_memory_gb_peak", "n_errors", "latency_s.max", "fact_recall_mean",
-              "rouge1_f_mean", "n"]
+def _title(f: SummaryField, summary: RunSummary) -> str:
+    ci = f.quality is not None and any(m.interval(f.key) for m in summary.models.values())
+    return f"{f.console_title} [95%]" if ci else f.console_title
 
 
-def ranking_table(summary: dict[str, Any], width: int | None = None) -> Table:
+def ranking_table(summary: RunSummary, width: int | None = None) -> Table:
     """Models ranked by the run's quality measure (judge ratio, else chrF, else ROUGE-1), best first.
 
     With ``width``, the least important columns are left out until the table fits (never the model names).
     """
-    run = summary.get("run", {})
-    names = access.models(summary)
-    q = access.quality_field(summary, access.models(summary, role="candidate") or names)
+    run = summary.run
+    names = summary.ranked()
+    q = summary.quality_field()
+    title = (f"run {run.name}: {run.items} item{'' if run.items == 1 else 's'} × {run.repeats} "
+             f"repeat{'' if run.repeats == 1 else 's'}")
     if q:
-        names = sorted(names, key=lambda n: -(access.value(summary, n, q[0]) or float("-inf")))
-    items, repeats = run.get("items"), run.get("repeats")
-    title = (f"run {run.get('name')}: {items} item{'' if items == 1 else 's'} × {repeats} "
-             f"repeat{'' if repeats == 1 else 's'}")
-    if q:
-        title += f", ranked by {q[1]}"
-    cols = [c for c in COLUMNS if access.present(summary, c[1], names)]
-    cells = {c[1]: [_cell(summary, n, c[1], c[2]) for n in names] for c in cols}
+        title += f", ranked by {q.label}"
+    cols = [f for f in console_fields() if summary.present(f.key, names)]
+    cells = {f.key: [_cell(summary, n, f, q) for n in names] for f in cols}
+    titles = {f.key: _title(f, summary) if f is q else f.console_title for f in cols}
     if width:
-        def need(cs: list[tuple[str, str, str]]) -> int:
+        def need(cs: list[SummaryField]) -> int:
             model_w = max([len("model"), *(len(n) for n in names)])
-            return model_w + 3 + sum(max(len(t), *(len(x) for x in cells[p])) + 3 for t, p, _ in cs)
+            return model_w + 3 + sum(max(len(titles[f.key]), *(len(x) for x in cells[f.key])) + 3 for f in cs)
 
-        for path in reversed(KEEP_ORDER):
+        for f in sorted(cols, key=lambda f: -(f.console or 0)):  # least important first
             if need(cols) <= width:
                 break
-            cols = [c for c in cols if c[1] != path]
+            cols = [c for c in cols if c is not f]
     # a narrow table (a run with failed models only) must not wrap its title over several lines
     table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False,
                   min_width=min(len(title), width) if width else len(title))
     table.add_column("model", justify="left", no_wrap=True)
-    for t, _, _ in cols:
-        table.add_column(t, justify="right", no_wrap=True)
+    for f in cols:
+        table.add_column(titles[f.key], justify="right", no_wrap=True)
     for i, n in enumerate(names):
-        table.add_row(n, *(cells[p][i] for _, p, _ in cols))
+        table.add_row(n, *(cells[f.key][i] for f in cols))
     return table
 
 
-def failures_note(summary: dict[str, Any]) -> str | None:
+def failures_note(summary: RunSummary) -> str | None:
     """What made a run "completed with failures" (exit code 1), in one line; ``None`` when nothing failed."""
-    models = summary.get("models", {}).values()
-    counts = [(summary.get("run", {}).get("items_failed") or 0, "screenshot(s) could not be used"),
-              (sum(m.get("n_errors") or 0 for m in models), "generation(s) failed"),
-              (sum((m.get("judge") or {}).get("n_failed") or 0 for m in models), "judgement(s) failed")]
+    models = summary.models.values()
+    counts = [(summary.run.items_failed or 0, "screenshot(s) could not be used"),
+              (sum(m.n_errors for m in models), "generation(s) failed"),
+              (sum(m.judge.n_failed for m in models if m.judge), "judgement(s) failed")]
     parts = [f"{n} {what}" for n, what in counts if n]
     if not parts:
         return None
     return f"completed with failures: {', '.join(parts)} (counted per model in summary.json and the report)"
 
 
-def _cell(summary: dict[str, Any], name: str, path: str, fmt: str) -> str:
-    v = access.value(summary, name, path)
-    text = "—" if v is None else fmt.format(v)
-    if path == "judge.ratio_mean" and (ci := access.interval(summary, name)):
-        text += f" [{ci[0]:.3f}, {ci[1]:.3f}]"
+def _cell(summary: RunSummary, name: str, f: SummaryField, quality: SummaryField | None) -> str:
+    text = f.format(summary.value(name, f.key))
+    if f is quality and (ci := summary.models[name].interval(f.key)):
+        text += f" [{f.format(ci[0])}, {f.format(ci[1])}]"
     return text
 
 

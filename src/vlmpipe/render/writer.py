@@ -6,11 +6,11 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Any
 
 from vlmpipe.analysis.aggregate import build_summary, generation_table
 from vlmpipe.analysis.findings import derive_findings
 from vlmpipe.analysis.judge import plan_judgements
+from vlmpipe.analysis.summary import RunSummary
 from vlmpipe.core.config import RunConfig
 from vlmpipe.core.store import Store
 from vlmpipe.render.bench_plot import plot_bench
@@ -22,17 +22,19 @@ from vlmpipe.render.tables import generation_rows, write_csv, write_workbook
 log = logging.getLogger("vlmpipe.render")
 
 
-def write_report(cfg: RunConfig, store: Store, run_dir: Path) -> dict[str, Any]:
+def write_report(cfg: RunConfig, store: Store, run_dir: Path) -> RunSummary:
     """Write summary.json, the CSVs, results.xlsx, the plots and index.html; returns the summary."""
     out = Path(run_dir) / "report"
     out.mkdir(parents=True, exist_ok=True)
-    summary = build_summary(cfg, store)
-    summary["findings"] = derive_findings(summary)
+    typed = build_summary(cfg, store)
+    typed.findings = derive_findings(typed)
     table = generation_table(store)
     items = store.items()
     by_id = {i["id"]: i for i in items}
     judgements = plan_judgements(store)
-    (out / "summary.json").write_text(json.dumps(summary, ensure_ascii=False, indent=2), encoding="utf-8")
+    text = typed.to_json()
+    (out / "summary.json").write_text(text, encoding="utf-8")
+    summary = json.loads(text)
     header, rows = generation_rows(table)
     write_csv(out / "generations.csv", header, rows)
     sheets = write_workbook(out / "results.xlsx", summary, table, by_id, judgements)
@@ -45,4 +47,4 @@ def write_report(cfg: RunConfig, store: Store, run_dir: Path) -> dict[str, Any]:
         plots.plots.append(Plot("bench", "Serving benchmark (vlmpipe bench)", out / "bench.png"))
     (out / "index.html").write_text(render_index(cfg, summary, items, table, plots.plots, judgements),
                                     encoding="utf-8")
-    return summary
+    return typed
