@@ -2,7 +2,9 @@ from pathlib import Path
 
 import pytest
 
-from vlmpipe.core.config import ConfigError, config_from_dict, default_system_prompt, load_config
+from vlmpipe.core.config import ConfigError, config_from_dict, load_config
+from vlmpipe.tasks import resolve
+from vlmpipe.tasks.request import RequestTask
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -16,11 +18,13 @@ def test_minimal_config_gets_the_specification_defaults(tmp_path: Path) -> None:
     cfg = load_config(write(tmp_path, "dataset: {path: shots}\nmodels: [{name: qwen}]\n"))
     assert cfg.repeats == 5
     assert cfg.concurrency == 1
-    assert cfg.user_message == ""
+    assert cfg.task == "request" and cfg.user_message is None and cfg.system_prompt is None  # the task's defaults
+    resolve(cfg)
+    assert cfg.user_message == "" and cfg.judge.mode == "both"
     m = cfg.models[0]
     assert (m.temperature, m.base_url, m.model_id) == (0.1, "http://localhost:8000/v1", "qwen")
     assert cfg.dataset.path == (tmp_path / "shots").resolve()  # relative to the config file
-    assert "скриншот" in cfg.system_prompt and cfg.system_prompt == default_system_prompt()
+    assert "скриншот" in cfg.system_prompt and cfg.system_prompt == RequestTask().default_system_prompt()
 
 
 def test_wrong_type_names_the_file_and_field(tmp_path: Path) -> None:

@@ -49,10 +49,13 @@ def test_csv_manifest_splits_facts_on_semicolons(tmp_path: Path) -> None:
 def test_manifest_problems_fail_their_row_naming_the_file_row_and_field(tmp_path: Path) -> None:
     d = make_folder(tmp_path, ["a.png"])
     m = d / "m.jsonl"
-    m.write_text('{"id": "a", "image": "a.png"}\n{"image": "a.png"}\n', encoding="utf-8")
-    good, bad = load_items(DatasetConfig(path=d, manifest=m))
+    m.write_text('{"id": "a", "image": "a.png"}\n{"id": "b"}\n{"image": "a.png"}\n', encoding="utf-8")
+    good, bad, again = load_items(DatasetConfig(path=d, manifest=m))
     assert good.id == "a" and good.error is None
-    assert bad.id == "row-2" and bad.error == "m.jsonl: row 2: field id: Field required"
+    assert bad.id == "b" and bad.error == "m.jsonl: row 2: field image: Field required"
+    # a row without an id is named after its image: here that name is taken by row 1
+    assert again.id == "a@row-3" and again.error == ("m.jsonl: row 3: duplicate id 'a' (first used in row 1); "
+                                                    "this row is skipped")
     m.write_text('{"id": "a", "image": "a.png"}\n{oops\n', encoding="utf-8")
     good, bad = load_items(DatasetConfig(path=d, manifest=m))
     assert good.error is None and bad.id == "row-2" and bad.error.startswith("m.jsonl: row 2: not valid JSON")

@@ -47,8 +47,9 @@ def test_the_demo_summary_validates_and_keeps_every_schema_1_key(demo_cli: tuple
 def test_an_invalid_summary_is_reported(tmp_path: Path) -> None:
     bad = tmp_path / "run" / "report" / "summary.json"
     bad.parent.mkdir(parents=True)
+    (tmp_path / "run" / "run.sqlite").write_bytes(b"")  # as if a run had written it
     bad.write_text(json.dumps({"schema": 1, "run": {"name": "r"}, "models": {"m": {"n": "many"}}}))
     problems = invalid_summaries(tmp_path)
     assert any("run: 'items' is a required property" in p for p in problems), problems
     assert any("models/m/n: 'many' is not of type 'integer'" in p for p in problems), problems
-    bad.unlink()  # not a summary of a real run: keep it out of the end-of-session check
+    (tmp_path / "run" / "run.sqlite").unlink()  # not a real run: keep it out of the end-of-session check

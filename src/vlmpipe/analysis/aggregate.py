@@ -80,14 +80,15 @@ def generation_table(store: Store) -> list[dict[str, Any]]:
     return out
 
 
-def column_series(rows: list[dict[str, Any]], columns: Iterable[str]) -> dict[str, Series]:
-    """``{column: Series}`` of the successful generations (derived columns and metric scores)."""
+def column_series(rows: list[dict[str, Any]], columns: Iterable[str], cluster: dict[str, str]) -> dict[str, Series]:
+    """``{column: Series}`` of the successful generations (derived columns and metric scores), each value under
+    its item's screenshot (``cluster``)."""
     out = {c: Series() for c in columns}
     for r in rows:
         if r["error"] is not None:
             continue
         for c, s in out.items():
-            s.add(r[c] if c in DERIVED else r["metrics"].get(c, (None, None))[0], r["item"])
+            s.add(r[c] if c in DERIVED else r["metrics"].get(c, (None, None))[0], cluster.get(r["item"], r["item"]))
     return out
 
 
@@ -99,6 +100,7 @@ class Context:
     metric_info: dict[str, Any]  # which scorer made each metric (perplexity_scorer...)
     judge: JudgeResults
     seed: int
+    cluster: dict[str, str]  # item -> the screenshot intervals resample
 
 
 def summarize_model(rows: list[dict[str, Any]], role: str, ctx: Context, *, model: str,
@@ -121,15 +123,15 @@ def summarize_model(rows: list[dict[str, Any]], role: str, ctx: Context, *, mode
     }
     unavailable: dict[str, str] = {}
     fields = column_fields()
-    series = column_series(rows, {f.column for f in fields if f.column not in (CONSISTENCY, JUDGE_RATIO)})
+    series = column_series(rows, {f.column for f in fields if f.column not in (CONSISTENCY, JUDGE_RATIO)}, ctx.cluster)
     stability = per_item(ok)
-    series[CONSISTENCY] = Series([c for c, _d in stability.values()], list(stability))
+    series[CONSISTENCY] = Series([c for c, _d in stability.values()], [ctx.cluster.get(i, i) for i in stability])
     if role == "candidate":
         block, why = ctx.judge.block(model, items)
         s["judge"] = block
         if why:
             unavailable["judge"] = why
-        series[JUDGE_RATIO] = ctx.judge.ratios(model).where(items) if items is not None else ctx.judge.ratios(model)
+        series[JUDGE_RATIO] = ctx.judge.ratios(model, items)
     else:
         s["judge"] = None
     values = {}
@@ -190,7 +192,9 @@ def build_summary(cfg: RunConfig, store: Store) -> RunSummary:
     for name, cls in REGISTRY.items():
         metric_info.update(dict.fromkeys(cls.info_keys))
         metric_info.update(store.get_meta(f"metric_info:{name}") or {})
-    ctx = Context(store.get_meta("unavailable", {}) or {}, metric_info, judge, cfg.seed)
+    items = store.items()
+    ctx = Context(store.get_meta("unavailable", {}) or {}, metric_info, judge, cfg.seed,
+                  {i["id"]: i["screenshot"] for i in items})
     models: dict[str, Any] = {}
     candidate_series: dict[str, dict[str, Series]] = {}
     for m in store.models():
@@ -204,16 +208,37 @@ def build_summary(cfg: RunConfig, store: Store) -> RunSummary:
             candidate_series[m["name"]] = series
     for name, block in injection_blocks(store, [n for n, s in models.items() if s["role"] == "candidate"]).items():
         models[name]["injection"] = block
-    items = store.items()
     pairwise = _pairwise(candidate_series, ctx)
     if judge.ran:
         pairwise.setdefault("judge.ratio", [])
     return RunSummary.model_validate({
         "schema": SCHEMA_VERSION,
-        "run": {"name": cfg.name, "items": len(items), "items_failed": sum(1 for i in items if i["error"]),
-                "repeats": cfg.repeats, "prompt_hash": cfg.prompt_signature(), "stopped": store.get_meta("stopped")},
+        "run": {"name": cfg.name, "task": cfg.task, "items": len(items),
+                "items_failed": sum(1 for i in items if i["error"]),
+                "screenshots": len({i["screenshot"] for i in items}), "repeats": cfg.repeats,
+                "prompt_hash": cfg.prompt_signature(), "stopped": store.get_meta("stopped")},
         "models": {name: ModelSummary.model_validate(s) for name, s in models.items()},
         "judge_status": judge.status,
         "pairwise": pairwise,
         "bench": bench_section(store),
+        "slices": _slices(items, by_model, store.models(), ctx),
     })
+
+
+def _slices(items: list[dict[str, Any]], by_model: dict[str, list[dict[str, Any]]], models: list[dict[str, Any]],
+            ctx: Context) -> dict[str, dict[str, dict[str, Any]]]:
+    """``{tag: {value: {model: summary over the items with that tag value}}}`` (empty without tags)."""
+    groups: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+    for it in items:
+        for tag, value in (it.get("tags") or {}).items():
+            groups[tag][str(value)].add(it["id"])
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for tag, values in groups.items():
+        out[tag] = {}
+        for value, ids in sorted(values.items()):
+            out[tag][value] = {
+                m["name"]: ModelSummary.model_validate(summarize_model(
+                    [r for r in by_model.get(m["name"], []) if r["item"] in ids], m["role"], ctx, model=m["name"],
+                    items=ids)[0])
+                for m in models}
+    return out

@@ -21,7 +21,7 @@ from vlmpipe.analysis.intervals import Series, field_value
 from vlmpipe.core import stats
 from vlmpipe.core.config import RunConfig
 from vlmpipe.core.store import Store
-from vlmpipe.stages.judge.run import positions, text_sha
+from vlmpipe.stages.judge.run import HUMAN, positions, text_sha
 
 NOT_CONFIGURED = (
     "the LLM judge is not configured. Enable it with `judge: {enabled: true, model: {...}}` in the run's config "
@@ -62,21 +62,22 @@ def _rate(flags: list[bool]) -> float | None:
     return float(np.mean(flags)) if flags else None
 
 
-def ratio_series(judged: list[tuple[str, dict[str, Any]]]) -> Series:
-    """The per-judgement ratios (candidate / reference score) of the usable judgements, by screenshot."""
+def ratio_series(judged: list[tuple[str, dict[str, Any]]], cluster: dict[str, str] | None = None) -> Series:
+    """The per-judgement ratios (candidate / reference score) of the usable judgements, by screenshot (``cluster``:
+    item → screenshot; each item is its own screenshot without it)."""
     series = Series()
     for item, j in judged:
         if j["status"] == "ok" and j["reference"] > 0:
-            series.add(j["candidate"] / j["reference"], item)
+            series.add(j["candidate"] / j["reference"], (cluster or {}).get(item, item))
     return series
 
 
 def summarize(judged: list[tuple[str, dict[str, Any]]], *, mode: str, seed: int,
-              n_resamples: int = stats.N_RESAMPLES) -> dict[str, Any]:
+              n_resamples: int = stats.N_RESAMPLES, cluster: dict[str, str] | None = None) -> dict[str, Any]:
     """The ``judge`` block of one model from its ``(item, combined judgement)`` pairs. The ratio is the
     ``judge.ratio_mean`` field, aggregated like any per-generation metric (:func:`field_value`)."""
     ok = [(item, j) for item, j in judged if j["status"] == "ok"]
-    ratio = field_value(ratio_series(judged), "mean", seed=seed, n_resamples=n_resamples)
+    ratio = field_value(ratio_series(judged, cluster), "mean", seed=seed, n_resamples=n_resamples)
     rows = [r for _, j in ok for r in j["rows"]]
     first_pref = [
         (r["candidate_score"] > r["reference_score"]) == (r["candidate_position"] == "A")
@@ -111,16 +112,26 @@ def summarize(judged: list[tuple[str, dict[str, Any]]], *, mode: str, seed: int,
     }
 
 
+def _current(store: Store, meta: dict[str, Any]) -> list[dict[str, Any]]:
+    """The judge's rows of its current signature whose reference is still the item's."""
+    refs = {i["id"]: text_sha(i["reference"]) for i in store.items()}
+    return [r for r in store.judgements(signature=meta.get("signature"))
+            if r["reference_sha"] is None or r["reference_sha"] == refs.get(r["item"])]
+
+
+def human_scores(store: Store, meta: dict[str, Any]) -> dict[str, float]:
+    """``{item: the judge's score of the human answer}`` (graded tasks in mode ``both``; empty otherwise)."""
+    return {r["item"]: float(r["candidate_score"]) for r in _current(store, meta)
+            if r["candidate_position"] == HUMAN and r["error"] is None}
+
+
 def model_judgements(store: Store, meta: dict[str, Any]) -> dict[str, list[tuple[str, dict[str, Any]]]]:
     """``{model: [(item, combined judgement), ...]}`` over the current plan's successful candidate generations."""
-    signature = meta.get("signature")
     mode = meta.get("mode", "both")
     seed = int(meta.get("seed", 0))
-    refs = {i["id"]: text_sha(i["reference"]) for i in store.items()}
     by_gen: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for r in store.judgements(signature=signature):
-        if r["reference_sha"] is None or r["reference_sha"] == refs.get(r["item"]):
-            by_gen[r["generation_key"]].append(r)
+    for r in _current(store, meta):
+        by_gen[r["generation_key"]].append(r)
     out: dict[str, list[tuple[str, dict[str, Any]]]] = defaultdict(list)
     for g in store.generations(role="candidate"):
         rows = by_gen.get(g["key"], [])
@@ -138,6 +149,7 @@ class JudgeResults:
     per_model: dict[str, list[tuple[str, dict[str, Any]]]] = field(default_factory=dict)
     mode: str = "both"
     seed: int = 0
+    cluster: dict[str, str] = field(default_factory=dict)  # item -> screenshot
 
     @property
     def ran(self) -> bool:
@@ -148,15 +160,16 @@ class JudgeResults:
         if not self.ran:
             return None, self.status["message"]
         judged = [(i, j) for i, j in self.per_model.get(model, []) if items is None or i in items]
-        block = summarize(judged, mode=self.mode, seed=self.seed)
+        block = summarize(judged, mode=self.mode, seed=self.seed, cluster=self.cluster)
         why = None
         if block["ratio_mean"] is None:
             why = (f"no usable judgement: {block['n_failed']} failed, {block['n_pending']} not judged yet, "
                    f"{block['n_reference_zero']} with reference score 0 (see report/judgements.csv)")
         return block, why
 
-    def ratios(self, model: str) -> Series:
-        return ratio_series(self.per_model.get(model, []))
+    def ratios(self, model: str, items: set[str] | None = None) -> Series:
+        judged = [(i, j) for i, j in self.per_model.get(model, []) if items is None or i in items]
+        return ratio_series(judged, self.cluster)
 
 
 def judge_results(cfg: RunConfig | None, store: Store) -> JudgeResults:
@@ -172,6 +185,7 @@ def judge_results(cfg: RunConfig | None, store: Store) -> JudgeResults:
     seed = int(cfg.judge.seed if cfg else meta.get("seed", 0))
     per_model = model_judgements(store, meta)
     n_failed = sum(1 for judged in per_model.values() for _i, j in judged if j["status"] == "failed")
+    human = human_scores(store, meta)
     cost = store.judge_cost(signature=meta["signature"])
     status = {
         "configured": True,
@@ -182,8 +196,12 @@ def judge_results(cfg: RunConfig | None, store: Store) -> JudgeResults:
         "n_failed": n_failed,
         "cost_usd": None if cost is None or math.isnan(cost) else cost,
         "message": meta.get("source") or f"judged by {meta.get('model')} in mode {mode}",
+        "kind": meta.get("kind", "pairwise"),
     }
-    return JudgeResults(status, per_model, mode, seed)
+    if human:
+        status["human_answer_score_mean"] = float(np.mean(list(human.values())))
+        status["n_human_graded"] = len(human)
+    return JudgeResults(status, per_model, mode, seed, {i["id"]: i["screenshot"] for i in store.items()})
 
 
 def plan_judgements(store: Store) -> list[dict[str, Any]] | None:

@@ -157,8 +157,10 @@ ModelSummary = create_model("ModelSummary", __base__=_ModelSummaryBase, **_flat_
 
 class RunInfo(_Open):
     name: str
+    task: str = Field("request", description="what the models do: request (screen annotation), vqa, or a plugin's")
     items: int
     items_failed: int = 0
+    screenshots: int | None = Field(None, description="distinct screenshots (a screenshot may carry several items)")
     repeats: int
     prompt_hash: str | None = None
     stopped: str | None = None
@@ -186,6 +188,10 @@ class JudgeStatus(_Open):
     n_failed: int = 0
     cost_usd: float | None = None
     message: str = ""
+    kind: str | None = Field(None, description="pairwise (candidate vs reference) or graded (score / 10)")
+    human_answer_score_mean: float | None = Field(
+        None, description="graded tasks in mode both: the judge's mean score of the human answers (10 = perfect)")
+    n_human_graded: int | None = None
 
 
 class Percentiles(_Open):

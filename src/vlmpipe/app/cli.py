@@ -260,10 +260,11 @@ def models() -> None:
 @app.command("import")
 def import_(
     out: Annotated[Path, typer.Option("--out", help="The run directory to create.")],
-    format: Annotated[str, typer.Option("--format", help="original (the original pipeline's xlsx files) or table.")]
+    format: Annotated[str, typer.Option("--format", help="original (the original pipeline's xlsx files), "
+                                                   "original-vqa (the study's VQA results) or table.")]
     = "original",
     results: Annotated[Path | None, typer.Option(
-        help="original: the folder of its xlsx files; table: the CSV/XLSX/JSONL file.")] = None,
+        help="original, original-vqa: the folder of its xlsx files; table: the CSV/XLSX/JSONL file.")] = None,
     images: Annotated[Path | None, typer.Option(help="Folder of the screenshots the generations came from.")]
     = None,
     map_: Annotated[list[str] | None, typer.Option(
@@ -281,12 +282,18 @@ def import_(
             from vlmpipe.stages.importers.original import import_original
 
             run_dir = import_original(results, images, out)
+        elif format == "original-vqa":
+            if map_:
+                raise ImportDataError("--map applies to --format table only")
+            from vlmpipe.stages.importers.original_vqa import import_original_vqa
+
+            run_dir = import_original_vqa(results, images, out)
         elif format == "table":
             from vlmpipe.stages.importers.table import import_table, parse_mapping
 
             run_dir = import_table(results, out, mapping=parse_mapping(map_ or []), images=images)
         else:
-            raise ImportDataError(f"--format {format!r}: use 'original' or 'table'")
+            raise ImportDataError(f"--format {format!r}: use 'original', 'original-vqa' or 'table'")
     except (ImportDataError, ConfigError) as err:
         _fail_start(str(err))
     console.print(f"imported into {run_dir}; next: vlmpipe score {run_dir}")

@@ -27,6 +27,7 @@ from vlmpipe.stages.plan import make_plan
 from vlmpipe.stages.prepare import prepare_items
 from vlmpipe.stages.references import apply_references
 from vlmpipe.stages.score import enabled_metrics, score_run
+from vlmpipe.tasks import resolve
 
 if TYPE_CHECKING:
     from vlmpipe.analysis.summary import RunSummary
@@ -96,11 +97,12 @@ def run(config: RunConfig | str | Path, *, show_progress: bool = True, max_time_
     source = "config" if isinstance(config, RunConfig) else str(config)
     require_api_keys(cfg, source=source)
     try:
+        task = resolve(cfg)  # the task's instruction, user message and judge mode; an unknown task stops here
         enabled_metrics(cfg)  # an unknown metric name was found only after every generation had been sent
         if cfg.judge.enabled:  # and so were judge settings that cannot work
             from vlmpipe.stages.judge.run import check_judge_settings
 
-            check_judge_settings(cfg)
+            check_judge_settings(cfg, task=task)
     except ConfigError as err:
         raise ConfigError(f"{source}: {err}") from None
     run_dir = Path(cfg.run_dir)
@@ -163,13 +165,23 @@ def _judge_notes(outcome: JudgeOutcome) -> list[str]:
     return notes + outcome.notes
 
 
+def run_config(run_dir: str | Path) -> RunConfig:
+    """The saved config of a run directory, with its task's defaults (a :class:`ConfigError` names the file)."""
+    cfg = load_run_config(run_dir)
+    try:
+        resolve(cfg)
+    except ConfigError as err:
+        raise ConfigError(f"{Path(run_dir) / 'config.yaml'}: {err}") from None
+    return cfg
+
+
 def judge(run_dir: str | Path, *, max_cost: float | None = None, limit: int | None = None,
           show_progress: bool = True) -> RunResult:
     """Run the judge stage of an existing run (what is not judged yet) and re-write its report.
 
     Exit code 1 when some judgements failed. Raises ``ConfigError`` when the run's config has no judge.
     """
-    cfg = load_run_config(run_dir)
+    cfg = run_config(run_dir)
     if cfg.judge.model is None:
         from vlmpipe.analysis.judge import NOT_CONFIGURED
 
@@ -195,14 +207,14 @@ def score(run_dir: str | Path, *, show_progress: bool = True) -> RunResult:
     """Re-score and re-report an existing run (e.g. an imported one, or after adding a metric)."""
     if _in_running_loop():
         return _off_loop(score, run_dir, show_progress=show_progress)
-    cfg = load_run_config(run_dir)
+    cfg = run_config(run_dir)
     with existing_store(run_dir) as store:
         return finish(cfg, store, Path(run_dir), show_progress=show_progress, judge=False)
 
 
 def report(run_dir: str | Path) -> RunResult:
     """Re-write the report of an existing run from its store."""
-    cfg = load_run_config(run_dir)
+    cfg = run_config(run_dir)
     with existing_store(run_dir) as store:
         summary = write_report(cfg, store, Path(run_dir))
     return RunResult(Path(run_dir), summary, EXIT_OK)

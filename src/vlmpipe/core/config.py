@@ -8,17 +8,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-
-
-def default_system_prompt() -> str:
-    """The bundled Russian instruction: phrase the user's support request from the screenshot alone."""
-    return resources.files("vlmpipe").joinpath("prompts/system_ru.txt").read_text(encoding="utf-8").strip()
 
 
 class ConfigError(ValueError):
@@ -134,11 +128,33 @@ class ModelSpec(_Strict):
         }
 
 
+class ManifestSource(_Strict):
+    """One manifest file, with the folder (inside ``dataset.path``) its images are in and tags for all its rows."""
+
+    file: Path
+    images: Path | None = Field(default=None, description="Folder of this file's images, inside dataset.path.")
+    tags: dict[str, str] = Field(default_factory=dict, description="Tags of every row, e.g. {device: phone}.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _path_alone(cls, data: Any) -> Any:
+        return {"file": data} if isinstance(data, str | Path) else data
+
+
 class DatasetConfig(_Strict):
     path: Path = Field(description="Folder of screenshots.")
-    manifest: Path | None = Field(default=None, description="JSONL or CSV with id, image, reference, facts.")
+    manifest: list[ManifestSource] | None = Field(
+        default=None, description="CSV, JSONL, XLSX or XLS with id, image, reference, facts, question, tags...; a "
+                                  "path, or a list of files with their own image folder and tags.")
+    columns: dict[str, str] = Field(
+        default_factory=dict, description="Manifest column names: {field: column}, e.g. {question: Question}.")
     max_side: int | None = Field(default=None, gt=0, description="Downscale images whose longer side exceeds it.")
     limit: int | None = Field(default=None, gt=0, description="Use only the first N items.")
+
+    @field_validator("manifest", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str | Path | dict) else value
 
 
 class ReferenceConfig(_Strict):
@@ -156,7 +172,9 @@ class ReferenceConfig(_Strict):
 class JudgeConfig(_Strict):
     enabled: bool = False
     model: ModelSpec | None = None
-    mode: Literal["both", "random"] = "both"
+    mode: Literal["both", "random", "single"] | None = Field(
+        default=None, description="pairwise tasks: both (default) or random order; graded tasks (vqa): single "
+                                  "(default) or both (also grade the human answer). None: the task's default.")
     seed: int = 0
     image_detail: Literal["auto", "low", "high"] = "auto"
     max_attempts: int = Field(default=3, ge=1)
@@ -187,8 +205,11 @@ class RunConfig(_Strict):
     name: str = Field(default="run", pattern=r"^[A-Za-z0-9._-]+$")
     output_dir: Path = Path("runs")
     dataset: DatasetConfig
-    system_prompt: str = Field(default_factory=default_system_prompt)
-    user_message: str = ""
+    task: str = Field(default="request", pattern=r"^[A-Za-z0-9_.-]+$",
+                      description="What the models do: request (screen annotation) or vqa (docs/tasks.md).")
+    system_prompt: str | None = Field(default=None, description="The instruction; default: the task's.")
+    user_message: str | None = Field(default=None, description="A template over item fields, e.g. '{question}'; "
+                                                               "default: the task's.")
     models: list[ModelSpec] = Field(min_length=1)
     repeats: int = Field(default=5, ge=1)
     concurrency: int = Field(default=1, ge=1)
@@ -225,7 +246,7 @@ class RunConfig(_Strict):
 
     def prompt_signature(self) -> str:
         """A short hash of the prompt: the instruction and the user message."""
-        payload = json.dumps([self.system_prompt, self.user_message], ensure_ascii=False)
+        payload = json.dumps([self.system_prompt or "", self.user_message or ""], ensure_ascii=False)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
     def public_dict(self) -> dict[str, Any]:
@@ -251,7 +272,8 @@ def _resolve_paths(cfg: RunConfig, base: Path) -> RunConfig:
         return (base / p).resolve()
 
     cfg.dataset.path = fix(cfg.dataset.path)  # type: ignore[assignment]
-    cfg.dataset.manifest = fix(cfg.dataset.manifest)
+    for source in cfg.dataset.manifest or []:
+        source.file = fix(source.file)  # type: ignore[assignment]
     cfg.output_dir = fix(cfg.output_dir)  # type: ignore[assignment]
     cfg.judge.template_dir = fix(cfg.judge.template_dir)
     return cfg

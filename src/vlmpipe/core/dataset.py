@@ -1,26 +1,37 @@
-"""The dataset: screenshots, optionally described by a manifest (JSONL or CSV).
+"""The dataset: screenshots, optionally described by one or more manifests (JSONL, CSV, XLSX or XLS).
 
 Manifest fields: ``id``, ``image`` (a path inside the dataset folder, or an http(s) URL), ``user_message``,
-``reference``, ``facts`` (a list, or a ``;``-separated string in CSV). Without a manifest every image file in
-the folder is an item named after its file. Problems with one item (a missing file, a path outside the
-folder) fail that item only; problems with the manifest as a whole stop the run before it starts.
+``reference``, ``facts`` (a list, or a ``;``-separated string in CSV/XLS), ``question`` (visual question
+answering), ``answerable`` (``false`` when the screenshot cannot answer the question), ``tags`` (an object, or
+``key=value;key=value``, or columns named ``tag:<key>``). Any other column is kept as an item field for prompt
+templates. ``dataset.columns`` maps field names to other column names (``{image: File_name, question: Question,
+reference: Answer}``). A manifest source may name the folder its images are in and tags for all its rows, so the
+study's ``QA_pc.xls`` and ``QA_phone.xls`` load as one dataset tagged ``device: pc|phone``.
+
+A row without an ``id`` is named after its image (``233158.png#2`` for its second question). Without a manifest
+every image file in the folder is an item named after its file. Problems with one row (a missing file, a path
+outside the folder) fail that item only; problems with a manifest as a whole stop the run before it starts.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from vlmpipe.core.config import DatasetConfig
+from vlmpipe.core.config import DatasetConfig, ManifestSource
 from vlmpipe.core.images import ImageError, PreparedImage, prepare_image
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
 MAX_IMAGE_BYTES = 50 * 1024 * 1024
+MANIFEST_SUFFIXES = (".jsonl", ".ndjson", ".csv", ".xlsx", ".xlsm", ".xls")
+KNOWN = ("id", "image", "user_message", "reference", "facts", "question", "answerable", "tags")
 
 
 class DatasetError(ValueError):
@@ -28,18 +39,21 @@ class DatasetError(ValueError):
 
 
 class ManifestRow(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="allow")
 
-    id: str = Field(min_length=1, max_length=200)
+    id: str | None = Field(default=None, min_length=1, max_length=200)
     image: str = Field(min_length=1)
     user_message: str = ""
     reference: str | None = None
     facts: list[str] = Field(default_factory=list)
+    question: str | None = None
+    answerable: bool = True
+    tags: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("id", "image", mode="before")
     @classmethod
     def _str(cls, v: object) -> object:
-        return str(v).strip() if isinstance(v, int | float) else v
+        return str(v).strip() if isinstance(v, int | float) and not isinstance(v, bool) else v
 
     @field_validator("facts", mode="before")
     @classmethod
@@ -50,6 +64,36 @@ class ManifestRow(BaseModel):
             return [f.strip() for f in v.split(";") if f.strip()]
         return v
 
+    @field_validator("answerable", mode="before")
+    @classmethod
+    def _yes_no(cls, v: object) -> object:
+        if v is None or v == "":
+            return True
+        if isinstance(v, str):
+            low = v.strip().lower()
+            if low in ("false", "no", "0", "нет"):
+                return False
+            if low in ("true", "yes", "1", "да"):
+                return True
+        return v
+
+    @field_validator("tags", mode="before")
+    @classmethod
+    def _tags(cls, v: object) -> object:
+        if v is None or v == "":
+            return {}
+        if isinstance(v, str):  # "device=phone;os=ios"
+            pairs = [p.split("=", 1) for p in v.split(";") if p.strip()]
+            if any(len(p) != 2 for p in pairs):
+                raise ValueError("tags: write key=value pairs separated by ';' (device=phone;os=ios)")
+            return {k.strip(): val.strip() for k, val in pairs}
+        if isinstance(v, dict):
+            return {str(k): str(val) for k, val in v.items()}
+        return v
+
+    def extra_fields(self) -> dict[str, Any]:
+        return {k: v for k, v in (self.model_extra or {}).items() if v is not None}
+
 
 @dataclass
 class Item:
@@ -59,6 +103,10 @@ class Item:
     reference: str | None = None
     facts: list[str] = field(default_factory=list)
     error: str | None = None
+    question: str | None = None
+    answerable: bool = True
+    tags: dict[str, str] = field(default_factory=dict)
+    fields: dict[str, Any] = field(default_factory=dict)
 
     @property
     def is_url(self) -> bool:
@@ -69,20 +117,53 @@ def _natural_key(s: str) -> list[object]:
     return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", s)]
 
 
-def _read_manifest(path: Path) -> list[tuple[int, dict[str, object] | str]]:
-    """``(row number, row)`` per manifest row (the line number in JSONL); a string says why a row is unusable."""
-    if not path.is_file():
-        raise DatasetError(f"{path}: manifest not found")
+def _cell(v: Any) -> Any:
+    """A table cell as a manifest value: blanks and NaN are absent, whole floats from spreadsheets are ints."""
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return None
+    if isinstance(v, str) and not v.strip():
+        return None
+    return v
+
+
+def _read_table(path: Path) -> list[tuple[int, dict[str, object] | str]]:
+    """``(row number, row)`` of a CSV (data rows from 1) or XLSX/XLS manifest (the sheet's row number)."""
+    if path.suffix.lower() == ".csv":
+        text = _text(path)
+        return list(enumerate(csv.DictReader(text.splitlines()), 1))
+    import pandas as pd
+
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        # .xls (the old binary format) is read by python-calamine; .xlsx by openpyxl, as everywhere else
+        frame = pd.read_excel(path, dtype=object, engine="calamine" if path.suffix.lower() == ".xls" else None)
+    except Exception as err:
+        raise DatasetError(f"{path}: cannot read the spreadsheet: {err}") from None
+    rows = []
+    for n, rec in enumerate(frame.to_dict(orient="records"), 2):
+        rows.append((n, {str(k).strip(): c for k, v in rec.items() if (c := _cell(v)) is not None}))
+    return rows
+
+
+def _text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as err:  # e.g. saved as Windows-1251
         raise DatasetError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start}); save the manifest as "
                            "UTF-8") from None
     except OSError as err:
         raise DatasetError(f"{path}: cannot read the manifest: {err}") from None
-    if path.suffix.lower() in (".jsonl", ".ndjson"):
+
+
+def _read_manifest(path: Path) -> list[tuple[int, dict[str, object] | str]]:
+    """``(row number, row)`` per manifest row (the line number in JSONL); a string says why a row is unusable."""
+    if not path.is_file():
+        raise DatasetError(f"{path}: manifest not found")
+    suffix = path.suffix.lower()
+    if suffix not in MANIFEST_SUFFIXES:
+        raise DatasetError(f"{path}: manifest must be .jsonl, .csv, .xlsx or .xls")
+    if suffix in (".jsonl", ".ndjson"):
         rows: list[tuple[int, dict[str, object] | str]] = []
-        for n, line in enumerate(text.splitlines(), 1):
+        for n, line in enumerate(_text(path).splitlines(), 1):
             if not line.strip():
                 continue
             try:
@@ -92,9 +173,21 @@ def _read_manifest(path: Path) -> list[tuple[int, dict[str, object] | str]]:
                 continue
             rows.append((n, row if isinstance(row, dict) else "each line must be a JSON object"))
         return rows
-    if path.suffix.lower() == ".csv":
-        return list(enumerate(csv.DictReader(text.splitlines()), 1))
-    raise DatasetError(f"{path}: manifest must be .jsonl or .csv")
+    return _read_table(path)
+
+
+def _mapped(raw: dict[str, object], columns: dict[str, str]) -> dict[str, object]:
+    """The row under canonical field names: ``columns`` renames, ``tag:<key>`` columns become tags."""
+    row = dict(raw)
+    for canonical, source in columns.items():
+        if source in row:
+            row[canonical] = row.pop(source)
+    tags = {k[4:].strip(): str(v) for k, v in row.items() if isinstance(k, str) and k.startswith("tag:")}
+    if tags:
+        row = {k: v for k, v in row.items() if not (isinstance(k, str) and k.startswith("tag:"))}
+        base = row.get("tags")
+        row["tags"] = {**tags, **(base if isinstance(base, dict) else {})} if not isinstance(base, str) else base
+    return row
 
 
 def _row_id(raw: dict[str, object] | str, n: int) -> str:
@@ -106,15 +199,18 @@ def _row_id(raw: dict[str, object] | str, n: int) -> str:
     return f"row-{n}"
 
 
-def _manifest_items(manifest: Path) -> list[Item]:
-    """One item per manifest row; a row that cannot be used becomes a failed item naming the row and field."""
+def _source_items(source: ManifestSource, columns: dict[str, str], asked: dict[str, int],
+                  first_row: dict[str, tuple[str, int]]) -> list[Item]:
+    """One item per row of one manifest file; a row that cannot be used becomes a failed item naming the row."""
+    manifest = Path(source.file)
+    folder = Path(source.images) if source.images else None
     items: list[Item] = []
-    first_row: dict[str, int] = {}
     for n, raw in _read_manifest(manifest):
         where = f"{manifest.name}: row {n}"
         if isinstance(raw, str):
             items.append(Item(_row_id(raw, n), "", error=f"{where}: {raw}"))
             continue
+        raw = _mapped(raw, columns)
         try:
             row = ManifestRow.model_validate(raw)
         except ValidationError as err:
@@ -124,13 +220,29 @@ def _manifest_items(manifest: Path) -> list[Item]:
             image = raw.get("image")
             items.append(Item(_row_id(raw, n), image if isinstance(image, str) else "", error=f"{where}: {problems}"))
             continue
-        if row.id in first_row:
-            dup_id = f"{row.id}@row-{n}"
-            items.append(Item(dup_id, row.image, error=f"{where}: duplicate id {row.id!r} (first used in row "
-                                                      f"{first_row[row.id]}); this row is skipped"))
+        image = row.image if folder is None or row.image.startswith(("http://", "https://")) else \
+            (folder / row.image).as_posix()
+        item_id = row.id
+        if item_id is None:  # named after its image; the k-th question of an image gets "#k"
+            asked[image] = asked.get(image, 0) + 1
+            stem = image.rsplit("/", 1)[-1]
+            item_id = f"{stem}#{asked[image]}" if row.question is not None else Path(stem).stem
+        if item_id in first_row:
+            name, row_n = first_row[item_id]
+            earlier = f"row {row_n}" if name == manifest.name else f"{name}: row {row_n}"
+            items.append(Item(f"{item_id}@row-{n}", image, error=f"{where}: duplicate id {item_id!r} (first used "
+                                                                 f"in {earlier}); this row is skipped"))
             continue
-        first_row[row.id] = n
-        items.append(Item(row.id, row.image, row.user_message, row.reference, row.facts))
+        first_row[item_id] = (manifest.name, n)
+        items.append(Item(item_id, image, row.user_message, row.reference, row.facts, question=row.question,
+                          answerable=row.answerable, tags={**source.tags, **row.tags}, fields=row.extra_fields()))
+    return items
+
+
+def _manifest_items(cfg: DatasetConfig) -> list[Item]:
+    asked: dict[str, int] = {}
+    first_row: dict[str, tuple[str, int]] = {}
+    items = [it for source in cfg.manifest or [] for it in _source_items(source, cfg.columns, asked, first_row)]
     # the id given to an unusable row ("row-3", "a@row-4") must not collide with a usable row's id
     taken = {it.id for it in items if it.error is None}
     for it in items:
@@ -148,8 +260,8 @@ def load_items(cfg: DatasetConfig) -> list[Item]:
     if not root.is_dir():
         raise DatasetError(f"{root}: dataset folder not found")
     items: list[Item] = []
-    if cfg.manifest is not None:
-        items = _manifest_items(Path(cfg.manifest))
+    if cfg.manifest:
+        items = _manifest_items(cfg)
     else:
         files = sorted(
             (p for p in root.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES),
@@ -157,7 +269,8 @@ def load_items(cfg: DatasetConfig) -> list[Item]:
         )
         items = [Item(p.stem, p.name) for p in files]
     if not items:
-        raise DatasetError(f"{cfg.manifest or root}: the dataset has no items")
+        where = ", ".join(str(s.file) for s in cfg.manifest) if cfg.manifest else root
+        raise DatasetError(f"{where}: the dataset has no items")
     return items[: cfg.limit] if cfg.limit else items
 
 

@@ -22,6 +22,10 @@ SCHEMA = [
         id TEXT PRIMARY KEY, image TEXT NOT NULL, image_sha TEXT, mime TEXT, width INTEGER, height INTEGER,
         user_message TEXT NOT NULL DEFAULT '', reference TEXT, facts TEXT NOT NULL DEFAULT '[]',
         error TEXT, ocr_text TEXT, position INTEGER NOT NULL DEFAULT 0)""",
+    # the screenshot an item belongs to (intervals resample screenshots), its question and tags (second round)
+    *(f"ALTER TABLE items ADD COLUMN {column}" for column in (
+        "screenshot TEXT", "question TEXT", "answerable INTEGER NOT NULL DEFAULT 1", "tags TEXT NOT NULL DEFAULT '{}'",
+        "fields TEXT NOT NULL DEFAULT '{}'")),
     """CREATE TABLE IF NOT EXISTS models (
         name TEXT PRIMARY KEY, role TEXT NOT NULL, spec TEXT NOT NULL, info TEXT NOT NULL DEFAULT '{}',
         position INTEGER NOT NULL DEFAULT 0)""",
@@ -76,7 +80,11 @@ class Store:
         self.conn.execute("PRAGMA synchronous=NORMAL")
         self.conn.execute("PRAGMA busy_timeout=30000")
         for ddl in SCHEMA:
-            self.conn.execute(ddl)
+            try:
+                self.conn.execute(ddl)
+            except sqlite3.OperationalError as err:  # a column an earlier run already added
+                if "duplicate column" not in str(err):
+                    raise
 
     def close(self) -> None:
         self.conn.close()
@@ -108,14 +116,19 @@ class Store:
 
     # --- items ------------------------------------------------------------------------------------
     def put_items(self, rows: Iterable[dict[str, Any]]) -> None:
+        """Store items in order. ``screenshot`` (the cluster intervals resample) defaults to the item's id."""
         with self.transaction() as c:
             for pos, r in enumerate(rows):
                 c.execute(
                     "INSERT OR REPLACE INTO items (id, image, image_sha, mime, width, height, user_message,"
-                    " reference, facts, error, position) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                    " reference, facts, error, position, screenshot, question, answerable, tags, fields)"
+                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     (r["id"], r["image"], r.get("image_sha"), r.get("mime"), r.get("width"), r.get("height"),
                      r.get("user_message") or "", r.get("reference"),
-                     json.dumps(r.get("facts") or [], ensure_ascii=False), r.get("error"), pos),
+                     json.dumps(r.get("facts") or [], ensure_ascii=False), r.get("error"), pos,
+                     r.get("screenshot") or r["id"], r.get("question"), int(r.get("answerable", True)),
+                     json.dumps(r.get("tags") or {}, ensure_ascii=False),
+                     json.dumps(r.get("fields") or {}, ensure_ascii=False, default=str)),
                 )
 
     def items(self) -> list[dict[str, Any]]:
@@ -124,6 +137,10 @@ class Store:
         for r in rows:
             d = dict(r)
             d["facts"] = json.loads(d["facts"] or "[]")
+            d["tags"] = json.loads(d["tags"] or "{}")
+            d["fields"] = json.loads(d["fields"] or "{}")
+            d["answerable"] = bool(d["answerable"])
+            d["screenshot"] = d["screenshot"] or d["id"]
             out.append(d)
         return out
 

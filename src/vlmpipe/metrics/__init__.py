@@ -2,7 +2,7 @@
 then the metrics of installed plugins (entry-point group ``vlmpipe.metrics``)."""
 
 # isort: off
-from vlmpipe.metrics import letters, spelling, language, overlap, grounding, injection  # noqa: F401  (registers them)
+from vlmpipe.metrics import letters, spelling, language, overlap, grounding, injection, refusal  # noqa: F401
 from vlmpipe.metrics import bleurt, bertscore, perplexity  # noqa: F401  (model-based: optional extras, lazy imports)
 # isort: on
 from vlmpipe.metrics.base import REGISTRY, Metric, Score, ScoreContext, load_plugins, register

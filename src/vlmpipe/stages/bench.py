@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from vlmpipe.core.config import ModelSpec, RunConfig, load_config
+from vlmpipe.core.config import ConfigError, ModelSpec, RunConfig, load_config
 from vlmpipe.core.dataset import DatasetError, load_items
 from vlmpipe.core.keys import require_api_keys
 from vlmpipe.core.rundir import open_store, save_config
@@ -42,6 +42,7 @@ from vlmpipe.core.store import Store
 from vlmpipe.providers import Generation, Request, make_provider
 from vlmpipe.stages.prepare import prepare_items
 from vlmpipe.stages.serving.session import ResourceMonitor, model_session
+from vlmpipe.tasks import resolve
 
 TPOT_DEFINITION = "(e2e_latency - ttft) / (output_tokens - 1): excludes the first token (vLLM benchmark_serving)"
 ITL_DEFINITION = "gaps between consecutive content chunks of a request, pooled over all requests"
@@ -182,8 +183,8 @@ def build_requests(cfg: RunConfig, store: Store, images: dict[str, Any]) -> list
         out.append(Request(
             item_id=item["id"],
             image_url=image if isinstance(image, str) else image.data_url(),
-            system_prompt=cfg.system_prompt,
-            user_message=str(item.get("user_message") or cfg.user_message),
+            system_prompt=cfg.system_prompt or "",
+            user_message=str(item.get("user_message") or cfg.user_message or ""),
             image_bytes=None if isinstance(image, str) else image.data,
         ))
     return out
@@ -256,6 +257,10 @@ def run_bench(config: RunConfig | str | Path, settings: BenchSettings | None = N
     settings = settings or BenchSettings()
     source = "config" if isinstance(config, RunConfig) else str(config)
     require_api_keys(cfg, references=False, judge=False, source=source)
+    try:
+        resolve(cfg)
+    except ConfigError as err:
+        raise ConfigError(f"{source}: {err}") from None
     run_dir = Path(cfg.run_dir)
     dataset = load_items(cfg.dataset)  # DatasetError (could not start) before anything is written
     save_config(cfg, run_dir, source=source)

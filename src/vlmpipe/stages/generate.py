@@ -73,8 +73,8 @@ async def _run_model(
                 req = Request(
                     item_id=p.item,
                     image_url=image if isinstance(image, str) else image.data_url(),
-                    system_prompt=cfg.system_prompt,
-                    user_message=str(item.get("user_message") or cfg.user_message),
+                    system_prompt=cfg.system_prompt or "",
+                    user_message=str(item.get("user_message") or cfg.user_message or ""),
                     image_bytes=None if isinstance(image, str) else image.data,
                 )
                 async with sem:

@@ -27,7 +27,7 @@ def generation_key(spec: ModelSpec, cfg: RunConfig, item: str, image_sha: str | 
             "sampling": spec.sampling_signature(),
             "item": item,
             "image": image_sha,
-            "system_prompt": cfg.system_prompt,
+            "system_prompt": cfg.system_prompt or "",
             "user_message": user_message,
             "repeat": repeat,
         },
@@ -51,6 +51,6 @@ def make_plan(cfg: RunConfig, items: list[dict[str, object]]) -> list[PlannedGen
         for item in items:
             for rep in range(repeats):
                 key = generation_key(spec, cfg, str(item["id"]), item.get("image_sha"),  # type: ignore[arg-type]
-                                     str(item.get("user_message") or cfg.user_message), rep)
+                                     str(item.get("user_message") or cfg.user_message or ""), rep)
                 plan.append(PlannedGeneration(key, spec.name, role, str(item["id"]), rep))
     return plan

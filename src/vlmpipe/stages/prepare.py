@@ -7,10 +7,11 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from vlmpipe.core.config import RunConfig
+from vlmpipe.core.config import ConfigError, RunConfig
 from vlmpipe.core.dataset import Item, load_image, load_items
 from vlmpipe.core.images import ImageError, PreparedImage
 from vlmpipe.core.store import Store
+from vlmpipe.tasks import get_task
 
 log = logging.getLogger("vlmpipe")
 
@@ -21,12 +22,23 @@ def prepare_items(cfg: RunConfig, store: Store, items: list[Item] | None = None)
     ``items``: the dataset's items when already read (a run reads them before it writes anything, so that a
     dataset that cannot be used leaves no run directory behind)."""
     items = load_items(cfg.dataset) if items is None else items
+    task = get_task(cfg.task)
     root = Path(cfg.dataset.path)
     images: dict[str, PreparedImage | str] = {}
+    loaded: dict[str, PreparedImage | ImageError] = {}  # several questions may share one screenshot: read it once
     rows = []
     for it in items:
-        row: dict[str, Any] = {"id": it.id, "image": it.image, "user_message": it.user_message,
-                               "reference": it.reference, "facts": it.facts}
+        row: dict[str, Any] = {"id": it.id, "image": it.image, "reference": it.reference, "facts": it.facts,
+                               "question": it.question, "answerable": it.answerable, "tags": it.tags,
+                               "fields": it.fields, "screenshot": task.screenshot_of(it.id, it.image)}
+        missing = [f for f in task.required_fields if getattr(it, f, None) in (None, "")]
+        if it.error is None and missing:
+            it.error = f"no {', '.join(missing)} (task {task.name} needs it)"
+        if it.error is None:
+            try:
+                row["user_message"] = task.user_message(cfg, {**it.fields, **vars(it)})
+            except ConfigError as err:
+                it.error = str(err)
         if it.error:
             row["error"] = it.error
             log.warning("item %s: %s", it.id, it.error)
@@ -34,10 +46,14 @@ def prepare_items(cfg: RunConfig, store: Store, items: list[Item] | None = None)
             images[it.id] = it.image
             row["image_sha"] = hashlib.sha256(it.image.encode()).hexdigest()
         else:
-            try:
-                img = load_image(root, it, max_side=cfg.dataset.max_side)
-            except ImageError as err:
-                row["error"] = f"{it.image}: {err}"
+            if it.image not in loaded:
+                try:
+                    loaded[it.image] = load_image(root, it, max_side=cfg.dataset.max_side)
+                except ImageError as err:
+                    loaded[it.image] = err
+            img = loaded[it.image]
+            if isinstance(img, ImageError):
+                row["error"] = f"{it.image}: {img}"
                 log.warning("item %s: %s", it.id, row["error"])
             else:
                 images[it.id] = img

@@ -28,6 +28,17 @@ class ImportedItem:
     image: str
     reference: str | None = None
     facts: list[str] = field(default_factory=list)
+    question: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+    screenshot: str | None = None  # the cluster intervals resample (default: the item)
+
+    def manifest_row(self) -> dict[str, Any]:
+        row: dict[str, Any] = {"id": self.id, "image": self.image, "reference": self.reference, "facts": self.facts}
+        if self.question is not None:
+            row["question"] = self.question
+        if self.tags:
+            row["tags"] = self.tags
+        return row
 
 
 @dataclass
@@ -84,7 +95,7 @@ def _key(source: str, g: ImportedGeneration) -> str:
 
 
 def write_run(out: Path, items: list[ImportedItem], gens: list[ImportedGeneration], *, images: Path | None,
-              source: str, notes: list[str] | None = None) -> RunConfig:
+              source: str, notes: list[str] | None = None, task: str = "request") -> RunConfig:
     """Write the run directory ``out``; returns its config. Refuses a folder that holds another run."""
     out = out.resolve()
     if (out / "run.sqlite").exists():
@@ -95,8 +106,7 @@ def write_run(out: Path, items: list[ImportedItem], gens: list[ImportedGeneratio
     manifest = out / "imported_items.jsonl"
     try:
         out.mkdir(parents=True, exist_ok=True)
-        manifest.write_text("".join(json.dumps({"id": it.id, "image": it.image, "reference": it.reference,
-                                                "facts": it.facts}, ensure_ascii=False) + "\n" for it in items),
+        manifest.write_text("".join(json.dumps(it.manifest_row(), ensure_ascii=False) + "\n" for it in items),
                             encoding="utf-8")
     except OSError as err:
         raise ImportDataError(f"--out {out}: cannot create the run directory: {why_not_written(out, err)}") \
@@ -106,6 +116,7 @@ def write_run(out: Path, items: list[ImportedItem], gens: list[ImportedGeneratio
     repeats = max(g.repeat for g in gens) + 1
     data = {
         "name": _run_name(out),
+        "task": task,
         "output_dir": str(out.parent),
         "dataset": {"path": str(dataset_dir), "manifest": str(manifest)},
         "models": [{"name": m, **({"temperature": temps[m]} if m in temps else {})} for m in models],
@@ -121,7 +132,7 @@ def write_run(out: Path, items: list[ImportedItem], gens: list[ImportedGeneratio
     with Store(out / "run.sqlite") as store:
         rows = []
         for it in items:
-            row: dict[str, Any] = {"id": it.id, "image": it.image, "reference": it.reference, "facts": it.facts}
+            row: dict[str, Any] = {**it.manifest_row(), "screenshot": it.screenshot or it.id}
             if images is not None:
                 try:
                     path = resolve_image_path(dataset_dir, it.image)

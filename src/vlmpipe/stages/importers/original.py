@@ -45,7 +45,7 @@ RECORDED_AUTO = {"rouge1": "recorded_rouge1", "rouge2": "recorded_rouge2", "roug
                  "bleurt": "recorded_bleurt"}
 
 
-def _read_xlsx(path: Path) -> Any:
+def read_xlsx(path: Path) -> Any:
     import pandas as pd
 
     try:
@@ -54,7 +54,7 @@ def _read_xlsx(path: Path) -> Any:
         raise ImportDataError(f"{path}: cannot read as xlsx: {err}") from None
 
 
-def _words(v: Any) -> list[str] | None:
+def words(v: Any) -> list[str] | None:
     text = clean_text(v)
     if not text:
         return None
@@ -90,13 +90,13 @@ def import_original(results: Path, images: Path | None, out: Path) -> Path:
     summary_path = results / SUMMARY
     if not summary_path.is_file():
         raise ImportDataError(f"{results}: {SUMMARY} not found (the original pipeline's per-generation table)")
-    summary = _read_xlsx(summary_path)
+    summary = read_xlsx(summary_path)
     missing = [c for c in REQUIRED if c not in summary.columns]
     if missing:
         raise ImportDataError(f"{summary_path}: missing column(s) {missing}; found {list(summary.columns)}")
     auto = None
     if (results / AUTO).is_file():
-        auto = _read_xlsx(results / AUTO)
+        auto = read_xlsx(results / AUTO)
         aligned = (
             "candidate" in auto.columns and len(auto) == len(summary)
             and all(str(a) == str(b) for a, b in zip(auto["candidate"], summary["candidate"], strict=True))
@@ -116,7 +116,7 @@ def import_original(results: Path, images: Path | None, out: Path) -> Path:
         recorded: dict[str, tuple[float | None, Any]] = {}
         for col, name in RECORDED_SUMMARY.items():
             if col in summary.columns:
-                detail = _words(row.get("Error Words")) if name == "recorded_spelling_errors" else None
+                detail = words(row.get("Error Words")) if name == "recorded_spelling_errors" else None
                 recorded[name] = (clean_number(row[col]), detail)
         if auto is not None:
             arow = auto.iloc[int(idx)]

@@ -19,9 +19,11 @@ from vlmpipe.stages.judge.parse import RESPONSE_SCHEMA
 
 
 class JudgeClient(OpenAICompatProvider):
-    def __init__(self, spec: ModelSpec, *, image_detail: str = "auto", client: httpx.AsyncClient | None = None) -> None:
+    def __init__(self, spec: ModelSpec, *, image_detail: str = "auto", client: httpx.AsyncClient | None = None,
+                 schema: dict[str, Any] = RESPONSE_SCHEMA) -> None:
         super().__init__(spec, client=client)
         self.image_detail = image_detail
+        self.schema = schema
         self.use_schema = "response_format" not in spec.extra_body
 
     def payload(self, request: Request) -> dict[str, Any]:
@@ -33,7 +35,7 @@ class JudgeClient(OpenAICompatProvider):
                     if part.get("type") == "image_url":
                         part["image_url"]["detail"] = self.image_detail
         if self.use_schema:
-            body["response_format"] = RESPONSE_SCHEMA
+            body["response_format"] = self.schema
         if "response_format" in body and body["response_format"] is None:
             del body["response_format"]
         return body

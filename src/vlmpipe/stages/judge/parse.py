@@ -1,4 +1,5 @@
-"""Reading the judge's answer: a JSON object with a score and an explanation for answers A and B.
+"""Reading the judge's answer: a JSON object with a score and an explanation for answers A and B (pairwise tasks),
+or one score and one explanation (graded tasks: :func:`parse_grade`).
 
 Robust to what chat models do around JSON: a ```json fence, prose before or after the object, key-name
 variants (``score_a``/``scoreA``/``"Answer A score"``), scores given as strings ("8", "8/10"). Scores must lie
@@ -74,15 +75,15 @@ def _pick(obj: dict[str, Any], names: set[str]) -> Any:
 
 def _score(value: Any, which: str) -> float:
     if isinstance(value, bool) or value is None:
-        raise JudgeParseError(f"no numeric score for answer {which.upper()}")
+        raise JudgeParseError(f"no numeric score for {which}")
     if isinstance(value, int | float):
         number = float(value)
     elif isinstance(value, str) and (m := _NUMBER.match(value)):
         number = float(m.group(1).replace(",", "."))
     else:
-        raise JudgeParseError(f"score for answer {which.upper()} is not a number: {str(value)[:40]!r}")
+        raise JudgeParseError(f"score for {which} is not a number: {str(value)[:40]!r}")
     if not math.isfinite(number):
-        raise JudgeParseError(f"score for answer {which.upper()} is not finite")
+        raise JudgeParseError(f"score for {which} is not finite")
     return number
 
 
@@ -99,7 +100,7 @@ def parse_verdict(text: str | None, *, low: float = SCORE_MIN, high: float = SCO
         if raw_a is None or raw_b is None:
             last_error = JudgeParseError("the JSON object has no score_a/score_b")
             continue
-        a, b = _score(raw_a, "a"), _score(raw_b, "b")
+        a, b = _score(raw_a, "answer A"), _score(raw_b, "answer B")
         bad = [f"{w.upper()}={v:g}" for w, v in (("a", a), ("b", b)) if not low <= v <= high]
         if bad:
             raise JudgeParseError(f"score(s) outside {low:g}–{high:g}: {', '.join(bad)}", kind="out_of_range")
@@ -107,21 +108,42 @@ def parse_verdict(text: str | None, *, low: float = SCORE_MIN, high: float = SCO
     raise last_error or JudgeParseError("no usable JSON object")
 
 
-RESPONSE_SCHEMA: dict[str, Any] = {
-    "type": "json_schema",
-    "json_schema": {
-        "name": "judgement",
-        "strict": True,
-        "schema": {
-            "type": "object",
-            "properties": {
-                "explanation_a": {"type": "string"},
-                "explanation_b": {"type": "string"},
-                "score_a": {"type": "integer"},
-                "score_b": {"type": "integer"},
-            },
-            "required": ["explanation_a", "explanation_b", "score_a", "score_b"],
-            "additionalProperties": False,
-        },
-    },
-}
+@dataclass(frozen=True)
+class Grade:
+    score: float
+    explanation: str
+
+
+_GRADE_KEYS = {"score", "grade", "rating", "candidatescore", "answerscore"}
+_GRADE_EXPL_KEYS = {"explanation", "reason", "reasoning", "justification", "judgeexplanation"}
+
+
+def parse_grade(text: str | None, *, low: float = SCORE_MIN, high: float = SCORE_MAX) -> Grade:
+    """The one score (and its explanation) of a graded judgement, or :class:`JudgeParseError`."""
+    if not text or not text.strip():
+        raise JudgeParseError("empty answer")
+    candidates = [o for o in _objects(text) if isinstance(o, dict)]
+    if not candidates:
+        raise JudgeParseError("no JSON object in the answer")
+    for obj in candidates:
+        raw = _pick(obj, _GRADE_KEYS)
+        if raw is None:
+            continue
+        score = _score(raw, "the answer")
+        if not low <= score <= high:
+            raise JudgeParseError(f"score outside {low:g}–{high:g}: {score:g}", kind="out_of_range")
+        return Grade(score, str(_pick(obj, _GRADE_EXPL_KEYS) or ""))
+    raise JudgeParseError("the JSON object has no score")
+
+
+def _schema(name: str, properties: dict[str, str]) -> dict[str, Any]:
+    return {"type": "json_schema", "json_schema": {
+        "name": name, "strict": True,
+        "schema": {"type": "object", "properties": {k: {"type": v} for k, v in properties.items()},
+                   "required": list(properties), "additionalProperties": False}}}
+
+
+#: The ``response_format`` of a pairwise judgement and of a graded one.
+RESPONSE_SCHEMA = _schema("judgement", {"explanation_a": "string", "explanation_b": "string",
+                                        "score_a": "integer", "score_b": "integer"})
+GRADE_SCHEMA = _schema("grade", {"explanation": "string", "score": "integer"})

@@ -1,10 +1,12 @@
-"""The judge's prompt: two Jinja2 templates, editable files.
+"""The judge's prompt: two Jinja2 templates per task, editable files.
 
-``judge_system.j2`` (the judge's instructions and criteria) and ``judge_user.j2`` (the instruction the models
-were given and the two anonymous answers, each inside ``<answer_a>…</answer_a>``-style delimiters) ship in
-``vlmpipe/prompts/``; a file of the same name in ``judge.template_dir`` replaces the bundled one. The user
-template receives ``instruction``, ``answer_a`` and ``answer_b`` — never a model name. A hash of both texts is
-part of every judgement's key, so an edited prompt makes new judgements instead of mixing results.
+Each task names its templates (:attr:`vlmpipe.tasks.base.Task.judge_templates`), shipped in ``vlmpipe/prompts/``; a
+file of the same name in ``judge.template_dir`` replaces the bundled one. The pairwise templates (``judge_system.j2``,
+``judge_user.j2``: screen annotation) receive ``instruction``, ``answer_a`` and ``answer_b``; the graded ones
+(``judge_vqa_system.j2``, ``judge_vqa_user.j2``: visual question answering) receive ``question``, ``reference``
+(the human answer) and ``answer`` — never a model name. Every text inside a delimiter (``<answer_a>…</answer_a>``)
+has look-alikes of the delimiters defused first, so an answer cannot close its own and pose as prompt text. A hash of
+both templates is part of every judgement's key, so an edited prompt makes new judgements instead of mixing results.
 """
 
 from __future__ import annotations
@@ -21,9 +23,12 @@ SYSTEM_TEMPLATE = "judge_system.j2"
 USER_TEMPLATE = "judge_user.j2"
 
 # An answer must not be able to close its own delimiter (or open another) and pose as prompt text.
-_DELIMITER = re.compile(r"<\s*(/?)\s*(answer_[ab]|instruction)\s*>", re.IGNORECASE)
+_DELIMITER = re.compile(r"<\s*(/?)\s*(answer(?:_[ab])?|instruction|question|reference)\s*>", re.IGNORECASE)
 
 _ENV = Environment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False)
+
+#: Sample values that every bundled template's variables can be rendered with (a template_dir check).
+SAMPLE = {"instruction": "i", "answer_a": "a", "answer_b": "b", "question": "q", "reference": "r", "answer": "c"}
 
 
 @dataclass(frozen=True)
@@ -46,24 +51,22 @@ def _read(name: str, template_dir: Path | None) -> tuple[str, str]:
     return text, f"vlmpipe/prompts/{name}"
 
 
-def load_templates(template_dir: Path | None = None) -> JudgeTemplates:
-    """The bundled templates, each replaced by its namesake in ``template_dir`` when that exists."""
-    system, sys_origin = _read(SYSTEM_TEMPLATE, template_dir)
-    user, user_origin = _read(USER_TEMPLATE, template_dir)
+def load_templates(template_dir: Path | None = None,
+                   names: tuple[str, str] = (SYSTEM_TEMPLATE, USER_TEMPLATE)) -> JudgeTemplates:
+    """The bundled templates ``names`` (system, user), each replaced by its namesake in ``template_dir``."""
+    system, sys_origin = _read(names[0], template_dir)
+    user, user_origin = _read(names[1], template_dir)
     return JudgeTemplates(system=system, user=user, origin=f"{sys_origin}, {user_origin}")
 
 
 def neutralise(text: str) -> str:
-    """The answer text with any look-alike of the prompt's delimiters defused (``<answer_a>`` → ``‹answer_a›``)."""
+    """The text with any look-alike of the prompt's delimiters defused (``<answer_a>`` → ``‹answer_a›``)."""
     return _DELIMITER.sub(lambda m: f"‹{m.group(1)}{m.group(2)}›", text)
 
 
-def render(templates: JudgeTemplates, *, instruction: str, answer_a: str, answer_b: str) -> tuple[str, str]:
-    """``(system text, user text)`` of one judge request."""
+def render(templates: JudgeTemplates, **variables: str) -> tuple[str, str]:
+    """``(system text, user text)`` of one judge request; every variable is stripped and neutralised."""
     system = _ENV.from_string(templates.system).render().strip()
     user = _ENV.from_string(templates.user).render(
-        instruction=neutralise(instruction.strip()),
-        answer_a=neutralise(answer_a.strip()),
-        answer_b=neutralise(answer_b.strip()),
-    ).strip()
+        **{k: neutralise(v.strip()) for k, v in variables.items()}).strip()
     return system, user

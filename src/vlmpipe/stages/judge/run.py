@@ -1,9 +1,13 @@
 """The judge stage: every successful candidate generation judged against its item's reference answer.
 
-For each generation the judge sees the screenshot, the instruction the models were given, and two anonymous
-answers "A" and "B" — the candidate's and the reference — and scores each 1–10. Mode ``both`` (default) asks
-in both orders and averages; mode ``random`` asks once, in an order drawn from a generator seeded by the run
-seed and the generation key (so the draw is reproducible and recorded). Every answer is written to the store
+How depends on the task (:attr:`vlmpipe.tasks.base.Task.judge_kind`). *Pairwise* (screen annotation): the judge sees
+the screenshot, the instruction the models were given, and two anonymous answers "A" and "B" — the candidate's and
+the reference — and scores each 1–10. Mode ``both`` (default) asks in both orders and averages; mode ``random`` asks
+once, in an order drawn from a generator seeded by the run seed and the generation key (so the draw is reproducible
+and recorded). *Graded* (visual question answering): the judge sees the screenshot, the question, the human answer
+and the candidate's answer, and scores the candidate 1–10 (position ``G``; the human answer counts as a 10, so the
+ratio is score / 10); mode ``both`` also grades each question's human answer once (position ``H``), so a judge that
+gives it less than 10 shows. Every answer is written to the store
 at once, keyed by (generation, order, judge signature, reference), so an interrupted run resumes without
 paying twice. ``limit`` and ``max_cost`` stop the stage before it requests more (see :func:`judge_run`).
 """
@@ -33,17 +37,31 @@ from vlmpipe.core.server_health import FailureTally, ServerHealth
 from vlmpipe.core.store import Store
 from vlmpipe.providers.base import Generation, Request
 from vlmpipe.stages.judge.client import JudgeClient
-from vlmpipe.stages.judge.parse import SCORE_MAX, SCORE_MIN, JudgeParseError, parse_verdict
-from vlmpipe.stages.judge.prompts import SYSTEM_TEMPLATE, USER_TEMPLATE, JudgeTemplates, load_templates, render
+from vlmpipe.stages.judge.parse import (
+    GRADE_SCHEMA,
+    RESPONSE_SCHEMA,
+    SCORE_MAX,
+    SCORE_MIN,
+    JudgeParseError,
+    parse_grade,
+    parse_verdict,
+)
+from vlmpipe.stages.judge.prompts import SAMPLE, SYSTEM_TEMPLATE, USER_TEMPLATE, JudgeTemplates, load_templates, render
+from vlmpipe.tasks import Task, get_task, resolve
 
 log = logging.getLogger("vlmpipe.stages.judge")
+
+
+#: Positions: where the candidate's answer stands in a pairwise judgement ("A", "B"); a graded candidate ("G"); a
+#: graded human answer ("H", one per question, keyed ``human:<item>``).
+GRADED, HUMAN = "G", "H"
 
 
 @dataclass
 class JudgeTask:
     key: str
     generation: dict[str, Any]
-    position: str  # where the candidate's answer stands: "A" or "B"
+    position: str
     reference: str
     reference_sha: str
 
@@ -69,14 +87,17 @@ def text_sha(text: str | None) -> str | None:
     return None if text is None else hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def judge_signature(cfg: RunConfig, templates: JudgeTemplates) -> str:
-    """What changes a judgement besides its inputs: the judge model and sampling, the prompt, image detail."""
+def judge_signature(cfg: RunConfig, templates: JudgeTemplates, kind: str = "pairwise") -> str:
+    """What changes a judgement besides its inputs: the judge model and sampling, the prompt, image detail, and how
+    it grades (the pairwise signature is unchanged from the first round, so its judgements stay reusable)."""
     spec = cfg.judge.model
     if spec is None:
         raise ConfigError("judge.model is not set")
-    payload = json.dumps({"judge": spec.sampling_signature(), "templates": templates.sha,
-                          "image_detail": cfg.judge.image_detail, "range": [SCORE_MIN, SCORE_MAX]},
-                         sort_keys=True, ensure_ascii=False)
+    content: dict[str, Any] = {"judge": spec.sampling_signature(), "templates": templates.sha,
+                               "image_detail": cfg.judge.image_detail, "range": [SCORE_MIN, SCORE_MAX]}
+    if kind != "pairwise":
+        content["kind"] = kind
+    payload = json.dumps(content, sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
@@ -85,8 +106,10 @@ def judgement_key(signature: str, generation_key: str, position: str, reference_
     return hashlib.sha256(payload.encode()).hexdigest()[:32]
 
 
-def positions(mode: str, seed: int, generation_key: str) -> list[str]:
-    """The candidate's position(s): both orders, or one drawn from a generator seeded per judgement."""
+def positions(mode: str, seed: int, generation_key: str, kind: str = "pairwise") -> list[str]:
+    """The candidate's position(s): both orders, or one drawn from a generator seeded per judgement; graded: one."""
+    if kind == "graded":
+        return [GRADED]
     if mode == "both":
         return ["A", "B"]
     return ["A" if random.Random(f"{seed}:{generation_key}").random() < 0.5 else "B"]
@@ -94,7 +117,7 @@ def positions(mode: str, seed: int, generation_key: str) -> list[str]:
 
 def instruction_for(cfg: RunConfig, item: dict[str, Any]) -> str:
     user = str(item.get("user_message") or cfg.user_message or "")
-    return cfg.system_prompt + (f"\n\n{user}" if user else "")
+    return (cfg.system_prompt or "") + (f"\n\n{user}" if user else "")
 
 
 def load_item_images(cfg: RunConfig, items: list[dict[str, Any]]) -> dict[str, PreparedImage | str]:
@@ -123,12 +146,20 @@ def price_of(cfg: RunConfig, prompt_tokens: int | None, completion_tokens: int |
             + (completion_tokens or 0) * prices.get("completion", 0.0)) / 1_000_000
 
 
-def plan_tasks(cfg: RunConfig, store: Store, signature: str,
-               images: dict[str, PreparedImage | str]) -> tuple[list[JudgeTask], dict[str, int]]:
+def plan_tasks(cfg: RunConfig, store: Store, signature: str, images: dict[str, PreparedImage | str],
+               kind: str = "pairwise") -> tuple[list[JudgeTask], dict[str, int]]:
     """Every judgement the current plan asks for, and how many generations could not be judged and why."""
     items = {i["id"]: i for i in store.items()}
     tasks: list[JudgeTask] = []
     skipped: dict[str, int] = {}
+    if kind == "graded" and cfg.judge.mode == "both":  # each question's human answer, graded once
+        for item in items.values():
+            reference = (item.get("reference") or "").strip()
+            if reference and item["id"] in images and not item.get("error"):
+                ref_sha = text_sha(reference) or ""
+                human = {"key": f"human:{item['id']}", "model": "", "item": item["id"], "repeat": 0, "text": reference}
+                tasks.append(JudgeTask(judgement_key(signature, human["key"], HUMAN, ref_sha), human, HUMAN,
+                                       reference, ref_sha))
     for g in store.generations(role="candidate"):
         if g["error"] is not None or not (g["text"] or "").strip():
             reason = "generation failed"
@@ -139,7 +170,7 @@ def plan_tasks(cfg: RunConfig, store: Store, signature: str,
         else:
             reference = str(items[g["item"]]["reference"])
             ref_sha = text_sha(reference)
-            for pos in positions(cfg.judge.mode, cfg.judge.seed, g["key"]):
+            for pos in positions(cfg.judge.mode or "both", cfg.judge.seed, g["key"], kind):
                 tasks.append(JudgeTask(judgement_key(signature, g["key"], pos, ref_sha), g, pos, reference,
                                        ref_sha or ""))
             continue
@@ -147,12 +178,34 @@ def plan_tasks(cfg: RunConfig, store: Store, signature: str,
     return tasks, skipped
 
 
+def prompt_variables(cfg: RunConfig, task: JudgeTask, item: dict[str, Any]) -> dict[str, str]:
+    """What the judge's user template is rendered with (never a model name)."""
+    candidate, reference = str(task.generation["text"]), task.reference
+    if task.position in (GRADED, HUMAN):
+        return {"question": str(item.get("question") or item.get("user_message") or ""), "reference": reference,
+                "answer": candidate}
+    answer_a, answer_b = (candidate, reference) if task.position == "A" else (reference, candidate)
+    return {"instruction": instruction_for(cfg, item), "answer_a": answer_a, "answer_b": answer_b}
+
+
+def read_verdict(task: JudgeTask, text: str | None) -> dict[str, Any]:
+    """The row's scores and explanations from the judge's answer (:class:`JudgeParseError` when unusable)."""
+    if task.position in (GRADED, HUMAN):
+        grade = parse_grade(text)
+        return {"candidate_score": grade.score, "reference_score": SCORE_MAX, "explanation_candidate":
+                grade.explanation}
+    verdict = parse_verdict(text)
+    first = task.position == "A"
+    return {"candidate_score": verdict.score_a if first else verdict.score_b,
+            "reference_score": verdict.score_b if first else verdict.score_a,
+            "explanation_candidate": verdict.explanation_a if first else verdict.explanation_b,
+            "explanation_reference": verdict.explanation_b if first else verdict.explanation_a}
+
+
 async def _judge_one(cfg: RunConfig, client: JudgeClient, templates: JudgeTemplates, signature: str,
                      task: JudgeTask, item: dict[str, Any], image: PreparedImage | str) -> dict[str, Any]:
     g = task.generation
-    candidate, reference = str(g["text"]), task.reference
-    answer_a, answer_b = (candidate, reference) if task.position == "A" else (reference, candidate)
-    system, user = render(templates, instruction=instruction_for(cfg, item), answer_a=answer_a, answer_b=answer_b)
+    system, user = render(templates, **prompt_variables(cfg, task, item))
     request = Request(item_id=g["item"], image_url=image if isinstance(image, str) else image.data_url(),
                       system_prompt=system, user_message=user)
     row: dict[str, Any] = {
@@ -178,16 +231,10 @@ async def _judge_one(cfg: RunConfig, client: JudgeClient, templates: JudgeTempla
             break
         raw = gen.text
         try:
-            verdict = parse_verdict(gen.text)
+            row.update(read_verdict(task, gen.text), raw=raw)
         except JudgeParseError as err:
             error = err
             continue
-        score_c, score_r = ((verdict.score_a, verdict.score_b) if task.position == "A"
-                            else (verdict.score_b, verdict.score_a))
-        expl_c, expl_r = ((verdict.explanation_a, verdict.explanation_b) if task.position == "A"
-                          else (verdict.explanation_b, verdict.explanation_a))
-        row.update(candidate_score=score_c, reference_score=score_r, explanation_candidate=expl_c,
-                   explanation_reference=expl_r, raw=raw)
         error = None
         break
     if gen.error is not None:
@@ -201,7 +248,7 @@ async def _judge_one(cfg: RunConfig, client: JudgeClient, templates: JudgeTempla
     return row
 
 
-def check_judge_settings(cfg: RunConfig, max_cost: float | None = None) -> None:
+def check_judge_settings(cfg: RunConfig, max_cost: float | None = None, task: Task | None = None) -> None:
     """:class:`ConfigError` for judge settings that cannot work; ``vlmpipe run`` calls it before generating, so
     that such a config stops before anything is sent, not after every generation."""
     max_cost = cfg.judge.max_cost if max_cost is None else max_cost
@@ -211,25 +258,26 @@ def check_judge_settings(cfg: RunConfig, max_cost: float | None = None) -> None:
     unknown = set(cfg.judge.prices) - {"prompt", "completion"}
     if unknown:
         raise ConfigError(f"judge.prices: unknown key(s) {sorted(unknown)}; use 'prompt' and 'completion'")
-    check_templates(cfg.judge.template_dir)
+    check_templates(cfg.judge.template_dir, (task or get_task(cfg.task)).judge_templates)
 
 
-def check_templates(template_dir: Path | None) -> None:
+def check_templates(template_dir: Path | None, names: tuple[str, str] = (SYSTEM_TEMPLATE, USER_TEMPLATE)) -> None:
     """A ``judge.template_dir`` that is missing, holds neither template, or whose templates do not render is a
     :class:`ConfigError` (a misspelt folder silently gave the bundled prompts; a broken one failed mid-stage)."""
     if template_dir is None:
         return
-    names = (SYSTEM_TEMPLATE, USER_TEMPLATE)
     if not Path(template_dir).is_dir():
         raise ConfigError(f"judge.template_dir: {template_dir} is not a folder")
     if not any((Path(template_dir) / n).is_file() for n in names):
         raise ConfigError(f"judge.template_dir: {template_dir} holds neither {names[0]} nor {names[1]}")
     try:
-        render(load_templates(template_dir), instruction="i", answer_a="a", answer_b="b")
+        render(load_templates(template_dir, names), **SAMPLE)
     except TemplateError as err:
         where = f" (line {err.lineno})" if getattr(err, "lineno", None) else ""
+        variables = "question, reference and answer" if names[0] != SYSTEM_TEMPLATE else \
+            "instruction, answer_a and answer_b"
         raise ConfigError(f"judge.template_dir: {template_dir}: a template does not render{where}: {err}; "
-                          "the variables are instruction, answer_a and answer_b") from None
+                          f"the variables are {variables}") from None
 
 
 async def judge_run_async(cfg: RunConfig, store: Store, *, images: dict[str, PreparedImage | str] | None = None,
@@ -242,16 +290,18 @@ async def judge_run_async(cfg: RunConfig, store: Store, *, images: dict[str, Pre
         raise ConfigError("judge.model is not set: the judge stage needs a model (see docs/judge.md)")
     max_cost = cfg.judge.max_cost if max_cost is None else max_cost
     limit = cfg.judge.limit if limit is None else limit
-    check_judge_settings(cfg, max_cost)
-    templates = load_templates(cfg.judge.template_dir)
-    signature = judge_signature(cfg, templates)
+    task = resolve(cfg)
+    check_judge_settings(cfg, max_cost, task)
+    templates = load_templates(cfg.judge.template_dir, task.judge_templates)
+    signature = judge_signature(cfg, templates, task.judge_kind)
     store.set_judge_meta({"signature": signature, "mode": cfg.judge.mode, "seed": cfg.judge.seed,
                            "model": spec.name, "templates": templates.origin, "templates_sha": templates.sha,
-                           "image_detail": cfg.judge.image_detail, "score_range": [SCORE_MIN, SCORE_MAX]})
+                           "image_detail": cfg.judge.image_detail, "score_range": [SCORE_MIN, SCORE_MAX],
+                           "kind": task.judge_kind})
     items = {i["id"]: i for i in store.items()}
     if images is None:
         images = load_item_images(cfg, list(items.values()))
-    tasks, skipped = plan_tasks(cfg, store, signature, images)
+    tasks, skipped = plan_tasks(cfg, store, signature, images, task.judge_kind)
     done = store.judged_keys()
     pending = deque(t for t in tasks if t.key not in done)
     outcome = JudgeOutcome(already_done=len(tasks) - len(pending), skipped=skipped)
@@ -266,7 +316,8 @@ async def judge_run_async(cfg: RunConfig, store: Store, *, images: dict[str, Pre
     failures = FailureTally()
     cond = asyncio.Condition()
     own_client = client is None
-    judge_client = client or JudgeClient(spec, image_detail=cfg.judge.image_detail)
+    judge_client = client or JudgeClient(spec, image_detail=cfg.judge.image_detail,
+                                         schema=GRADE_SCHEMA if task.judge_kind == "graded" else RESPONSE_SCHEMA)
     workers = max(1, spec.concurrency or cfg.concurrency)
     if judge_client.limiter is None:  # requests in flight follow the judge server's 429s, as generation's do
         judge_client.limiter = AdaptiveLimiter(workers, grow_after=GROW_AFTER, name=f"judge {spec.name}")
