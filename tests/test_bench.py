@@ -13,8 +13,9 @@ from typer.testing import CliRunner
 from fakeserver import FakeOpenAIServer
 from vlmpipe.app.cli import app
 from vlmpipe.app.pipeline import bench
-from vlmpipe.core.config import ModelSpec, config_from_dict
+from vlmpipe.core.config import config_from_dict
 from vlmpipe.providers import Generation
+from vlmpipe.providers.openai_spec import OpenAISpec
 from vlmpipe.stages.bench import (
     BenchSettings,
     is_freeze,
@@ -67,12 +68,12 @@ def test_level_summary_by_hand() -> None:
 
 
 def test_prefix_caching_state_sources() -> None:
-    plain = ModelSpec(name="m")
+    plain = OpenAISpec(name="m")
     assert prefix_caching_state(plain, "on") == ("on", "server /metrics (vllm:cache_config_info)")
     assert prefix_caching_state(plain, None)[0] == "unknown"
-    flagged = ModelSpec.model_validate({"name": "m", "launch": {"enable_prefix_caching": True}})
+    flagged = OpenAISpec.model_validate({"name": "m", "launch": {"enable_prefix_caching": True}})
     assert prefix_caching_state(flagged, None) == ("on", "launch.enable_prefix_caching")
-    args = ModelSpec.model_validate({"name": "m", "launch": {"args": ["--no-enable-prefix-caching"]}})
+    args = OpenAISpec.model_validate({"name": "m", "launch": {"args": ["--no-enable-prefix-caching"]}})
     assert prefix_caching_state(args, None) == ("off", "launch.args")
 
 
@@ -175,3 +176,4 @@ def test_bench_says_why_requests_failed(tmp_path: Path, monkeypatch: pytest.Monk
     assert result.exit_code == 1
     assert said == ["dead @ 1: 0/2 ok, 0.00 req/s; errors: connection: 2; first: connection to "
                     "http://127.0.0.1:9/v1 failed: ConnectError: All connection attempts failed"]
+

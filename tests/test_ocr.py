@@ -7,10 +7,9 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 
-from vlmpipe.core.config import ModelSpec
 from vlmpipe.core.ocr import ocr_available
 from vlmpipe.providers import Request
-from vlmpipe.providers.ocr import OcrProvider, compose_request
+from vlmpipe.providers.ocr import OcrProvider, OcrSpec, compose_request
 
 FONT = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
 
@@ -36,7 +35,7 @@ def test_ocr_baseline_reads_the_order_number() -> None:
     ok, why = ocr_available()
     if not ok:
         pytest.fail(f"the set-up must install Tesseract: {why}")
-    provider = OcrProvider(ModelSpec(name="ocr", provider="ocr"))
+    provider = OcrProvider(OcrSpec(name="ocr"))
     data = rendered_screen()
     gen = asyncio.run(provider.generate(Request("x", "data:,", "instruction", image_bytes=data)))
     assert gen.ok, gen.error
@@ -46,6 +45,6 @@ def test_ocr_baseline_reads_the_order_number() -> None:
 
 
 def test_ocr_needs_local_bytes() -> None:
-    provider = OcrProvider(ModelSpec(name="ocr", provider="ocr"))
+    provider = OcrProvider(OcrSpec(name="ocr"))
     gen = asyncio.run(provider.generate(Request("x", "https://example.invalid/a.png", "i")))
     assert gen.error_kind in ("image", "unavailable")
