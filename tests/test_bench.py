@@ -177,3 +177,19 @@ def test_bench_says_why_requests_failed(tmp_path: Path, monkeypatch: pytest.Monk
     assert said == ["dead @ 1: 0/2 ok, 0.00 req/s; errors: connection: 2; first: connection to "
                     "http://127.0.0.1:9/v1 failed: ConnectError: All connection attempts failed"]
 
+
+def test_bench_skips_a_model_without_a_server_saying_why(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(gpu, "load_nvml", lambda: (None, "NVML unavailable: test has no GPU"))
+    data = tmp_path / "data"
+    data.mkdir()
+    Image.new("RGB", (16, 16), (80, 10, 10)).save(data / "s0.png")
+    with FakeOpenAIServer() as srv:
+        cfg = config_from_dict({"name": "mixed", "output_dir": str(tmp_path / "runs"), "dataset": {"path": str(data)},
+                                "models": [{"name": "ocr-baseline", "provider": "ocr"},
+                                           {"name": "served", "base_url": srv.url, "model": "fake-vlm"}]})
+        said: list[str] = []
+        result = bench(cfg, BenchSettings(levels=[1], requests=2, warmup=0), log=said.append)
+    assert said[0] == ("ocr-baseline: skipped (bench measures model servers, and provider 'ocr' has none: the OCR "
+                       "baseline runs on the CPU, without a server)")
+    assert said[1].startswith("served @ 1: 2/2 ok") and result.exit_code == 0
+    assert list(result.summary["bench"]["models"]) == ["served"]
