@@ -48,7 +48,7 @@ class Registry(Generic[T]):
         self._same = same or (lambda a, b: a is b)
         self._entries: dict[str, T] = {}
         self._entry_points: dict[str, list[EntryPoint]] | None = None
-        self._lock = threading.RLock()
+        self._lock = threading.Lock()  # guards the dicts; never held while importing
         self._builtins_loaded = builtins is None
 
     # --- filling -----------------------------------------------------------------------------------------
@@ -79,53 +79,50 @@ class Registry(Generic[T]):
         Raises :class:`RegistryError` naming the known plugins when there is none, or saying why its entry
         point could not be loaded.
         """
-        with self._lock:
-            self._load_builtins()
-            if name in self._entries:
-                return self._entries[name]
-            points = self._points().get(name)
-            if not points:
-                raise RegistryError(f"unknown {self.kind} {name!r}; known: {', '.join(self.names())}")
-            values = sorted({p.value for p in points})
-            if len(values) > 1:
-                raise RegistryError(f"{self.kind} {name!r} is claimed by several entry points of {self.group!r}: "
-                                    f"{', '.join(values)}")
-            try:
-                points[0].load()
-            except Exception as err:  # a broken plugin must say so, not crash whoever asked
-                raise RegistryError(f"the {self.kind} plugin {name!r} (entry point {name} = {values[0]!r}) could "
-                                    f"not be loaded: {type(err).__name__}: {err}") from err
-            if name not in self._entries:
-                raise RegistryError(f"the {self.kind} plugin {name!r} (entry point {name} = {values[0]!r}) was "
-                                    f"loaded but registered no {self.kind} named {name!r}")
+        self._load_builtins()
+        if name in self._entries:
             return self._entries[name]
+        points = self._points().get(name)
+        if not points:
+            raise RegistryError(f"unknown {self.kind} {name!r}; known: {', '.join(self.names())}")
+        values = sorted({p.value for p in points})
+        if len(values) > 1:
+            raise RegistryError(f"{self.kind} {name!r} is claimed by several entry points of {self.group!r}: "
+                                f"{', '.join(values)}")
+        try:
+            points[0].load()  # imports the module, which registers the plugin (Python's import lock serialises)
+        except Exception as err:  # a broken plugin must say so, not crash whoever asked
+            raise RegistryError(f"the {self.kind} plugin {name!r} (entry point {name} = {values[0]!r}) could "
+                                f"not be loaded: {type(err).__name__}: {err}") from err
+        if name not in self._entries:
+            raise RegistryError(f"the {self.kind} plugin {name!r} (entry point {name} = {values[0]!r}) was "
+                                f"loaded but registered no {self.kind} named {name!r}")
+        return self._entries[name]
 
     def names(self) -> list[str]:
         """Every known name, sorted: registered ones and entry points not loaded yet."""
-        with self._lock:
-            self._load_builtins()
-            return sorted(set(self._entries) | set(self._points()))
+        self._load_builtins()
+        return sorted(set(self._entries) | set(self._points()))
 
     def loaded(self) -> dict[str, T]:
         """The plugins registered so far (entry points not asked for are not loaded)."""
+        self._load_builtins()
         with self._lock:
-            self._load_builtins()
             return dict(self._entries)
 
     # --- loading -----------------------------------------------------------------------------------------
+    # Imports run outside the lock: the imported module calls register(), possibly from another thread that
+    # imported it first (holding Python's import lock), which must not wait for a lock held here.
     def _load_builtins(self) -> None:
         if not self._builtins_loaded and self.builtins is not None:
-            self._builtins_loaded = True  # first, so that registering while importing does not recurse
-            try:
-                importlib.import_module(self.builtins)
-            except BaseException:
-                self._builtins_loaded = False
-                raise
+            importlib.import_module(self.builtins)  # a module being imported is returned as is: no recursion
+            self._builtins_loaded = True
 
     def _points(self) -> dict[str, list[EntryPoint]]:
-        if self._entry_points is None:
-            found: dict[str, list[EntryPoint]] = {}
-            for point in entry_points(group=self.group):
-                found.setdefault(point.name, []).append(point)
-            self._entry_points = found
-        return self._entry_points
+        with self._lock:
+            if self._entry_points is None:
+                found: dict[str, list[EntryPoint]] = {}
+                for point in entry_points(group=self.group):
+                    found.setdefault(point.name, []).append(point)
+                self._entry_points = found
+            return self._entry_points
