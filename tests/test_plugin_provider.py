@@ -110,3 +110,29 @@ def test_a_run_with_the_plugin_stores_and_reports_its_generations(echo_installed
                                 "delay_s": 0.0}]
     again = report(result.run_dir)
     assert again.summary["models"]["echo-bot"]["n"] == 6
+
+
+def test_a_broken_plugin_is_a_config_error_only_where_it_is_used(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    install_distribution(tmp_path, monkeypatch, "vlmpipe-broken", {"vlmpipe.providers": {
+        "broken": "vlmpipe_broken_plugin", "taker": "vlmpipe_taker_plugin"}}, {
+        "vlmpipe_broken_plugin": "import vlmpipe_needs_this_package_xyz\n",
+        "vlmpipe_taker_plugin": "from vlmpipe.providers import register_provider\n"
+                                "from vlmpipe.providers.ocr import OcrSpec\n"
+                                "register_provider(OcrSpec, lambda spec: None)\n",
+    })
+    PROVIDERS.refresh()
+    try:
+        ok = config_from_dict({"dataset": {"path": "x"}, "models": [{"name": "q"}, {"name": "o", "provider": "ocr"}]})
+        assert len(ok.models) == 2  # the broken plugin is listed, never imported
+        with pytest.raises(ConfigError) as err:
+            config_from_dict({"dataset": {"path": "x"}, "models": [{"name": "b", "provider": "broken"}]},
+                             source="c.yaml")
+        assert ("c.yaml: models.0.provider: the provider plugin 'broken' (entry point broken = "
+                "'vlmpipe_broken_plugin') could not be loaded: ModuleNotFoundError: No module named "
+                "'vlmpipe_needs_this_package_xyz'") in str(err.value)
+        with pytest.raises(ConfigError, match=r"models\.0\.provider: the provider plugin 'taker' .* could not be "
+                                              r"loaded: RegistryError: provider 'ocr' is registered twice"):
+            config_from_dict({"dataset": {"path": "x"}, "models": [{"name": "t", "provider": "taker"}]})
+    finally:
+        PROVIDERS.refresh()
