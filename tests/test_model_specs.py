@@ -64,6 +64,8 @@ def test_a_field_of_another_provider_is_an_unknown_key_naming_the_providers_fiel
     msg = _error({"name": "q", "lang": "rus", "temperature": "hot"})  # other errors keep their own message
     assert "c.yaml: models.0.lang: unknown key for provider 'openai'" in msg
     assert "c.yaml: models.0.temperature: Input should be a valid number" in msg
+    msg = _error({"name": "q", "launch": {"engin": "vllm"}})  # a nested mapping's unknown key is its own
+    assert "c.yaml: models.0.launch.engin: unknown key (check the spelling; see the README for the fields)" in msg
     assert "judge.model: Value error, provider 'ocr' cannot be the judge" in _error(
         {"name": "q"}, judge={"enabled": True, "model": {"name": "j", "provider": "ocr"}})
 

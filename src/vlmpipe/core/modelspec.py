@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Self
 
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator, SerializeAsAny, TypeAdapter, ValidationError
-from pydantic_core import InitErrorDetails, PydanticCustomError
+from pydantic_core import ErrorDetails, InitErrorDetails, PydanticCustomError
 
 from vlmpipe.core.registry import Registry, RegistryError
 
@@ -129,20 +129,25 @@ def _provider_error(kind: str, text: str, value: Any) -> ValidationError:
 
 
 def _name_foreign_keys(err: ValidationError, spec: type[ModelSpec]) -> ValidationError:
-    """``err`` with every unknown key explained: not a field of this provider, and which fields it has."""
+    """``err`` with every unknown key of the entry itself (not of a nested mapping such as ``launch``) explained:
+    not a field of this provider, and which fields it has."""
     errors = err.errors()
-    if not any(e["type"] == "extra_forbidden" for e in errors):
+    if not any(_own_unknown_key(e) for e in errors):
         return err
     fields = ", ".join(spec.model_fields)
     lines: list[InitErrorDetails] = []
     for e in errors:
-        if e["type"] == "extra_forbidden":
+        if _own_unknown_key(e):
             text = (f"unknown key for provider {provider_name(spec)!r} (check the spelling, and the provider: "
                     f"its keys are {fields})")
             lines.append({"type": _message("unknown_key", text), "loc": e["loc"], "input": e["input"]})
         else:
             lines.append({"type": _message(e["type"], e["msg"]), "loc": e["loc"], "input": e["input"]})
     return ValidationError.from_exception_data(err.title, lines)
+
+
+def _own_unknown_key(error: ErrorDetails) -> bool:
+    return error["type"] == "extra_forbidden" and len(error["loc"]) == 1
 
 
 def _validate(value: Any) -> ModelSpec:
