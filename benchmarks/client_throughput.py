@@ -17,14 +17,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
-from vlmpipe.core.config import ModelSpec  # noqa: E402
 from vlmpipe.providers import Request, make_provider  # noqa: E402
+from vlmpipe.providers.openai_spec import OpenAISpec  # noqa: E402
 from vlmpipe.stages.bench import run_level  # noqa: E402
 from vlmpipe.stages.serving.launcher import free_port  # noqa: E402
 
 
 async def measure(base_url: str, requests: int, concurrency: int) -> tuple[float, int]:
-    spec = ModelSpec(name="bench", model="fake-vlm", base_url=base_url, max_retries=0, stream=True)
+    spec = OpenAISpec(name="bench", model="fake-vlm", base_url=base_url, max_retries=0, stream=True)
     provider = make_provider(spec)
     req = Request(item_id="x", image_url="data:image/png;base64,iVBORw0KGgo=", system_prompt="Опишите запрос.")
     try:

@@ -14,8 +14,9 @@ from conftest import summary_json
 from fakeserver import FakeOpenAIServer
 from vlmpipe.app.cli import app
 from vlmpipe.app.pipeline import bench
-from vlmpipe.core.config import ModelSpec, config_from_dict
+from vlmpipe.core.config import config_from_dict
 from vlmpipe.providers import Generation
+from vlmpipe.providers.openai_spec import OpenAISpec
 from vlmpipe.stages.bench import (
     BenchSettings,
     is_freeze,
@@ -68,12 +69,12 @@ def test_level_summary_by_hand() -> None:
 
 
 def test_prefix_caching_state_sources() -> None:
-    plain = ModelSpec(name="m")
+    plain = OpenAISpec(name="m")
     assert prefix_caching_state(plain, "on") == ("on", "server /metrics (vllm:cache_config_info)")
     assert prefix_caching_state(plain, None)[0] == "unknown"
-    flagged = ModelSpec.model_validate({"name": "m", "launch": {"enable_prefix_caching": True}})
+    flagged = OpenAISpec.model_validate({"name": "m", "launch": {"enable_prefix_caching": True}})
     assert prefix_caching_state(flagged, None) == ("on", "launch.enable_prefix_caching")
-    args = ModelSpec.model_validate({"name": "m", "launch": {"args": ["--no-enable-prefix-caching"]}})
+    args = OpenAISpec.model_validate({"name": "m", "launch": {"args": ["--no-enable-prefix-caching"]}})
     assert prefix_caching_state(args, None) == ("off", "launch.args")
 
 
@@ -176,3 +177,20 @@ def test_bench_says_why_requests_failed(tmp_path: Path, monkeypatch: pytest.Monk
     assert result.exit_code == 1
     assert said == ["dead @ 1: 0/2 ok, 0.00 req/s; errors: connection: 2; first: connection to "
                     "http://127.0.0.1:9/v1 failed: ConnectError: All connection attempts failed"]
+
+
+def test_bench_skips_a_model_without_a_server_saying_why(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(gpu, "load_nvml", lambda: (None, "NVML unavailable: test has no GPU"))
+    data = tmp_path / "data"
+    data.mkdir()
+    Image.new("RGB", (16, 16), (80, 10, 10)).save(data / "s0.png")
+    with FakeOpenAIServer() as srv:
+        cfg = config_from_dict({"name": "mixed", "output_dir": str(tmp_path / "runs"), "dataset": {"path": str(data)},
+                                "models": [{"name": "ocr-baseline", "provider": "ocr"},
+                                           {"name": "served", "base_url": srv.url, "model": "fake-vlm"}]})
+        said: list[str] = []
+        result = bench(cfg, BenchSettings(levels=[1], requests=2, warmup=0), log=said.append)
+    assert said[0] == ("ocr-baseline: skipped (bench measures model servers, and provider 'ocr' has none: the OCR "
+                       "baseline runs on the CPU, without a server)")
+    assert said[1].startswith("served @ 1: 2/2 ok") and result.exit_code == 0
+    assert list(result.summary["bench"]["models"]) == ["served"]

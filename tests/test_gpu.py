@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from vlmpipe.core.config import ModelSpec
+from vlmpipe.providers.ocr import OcrSpec
+from vlmpipe.providers.openai_spec import OpenAISpec
 from vlmpipe.stages.serving import gpu
 from vlmpipe.stages.serving.gpu import GIB, GpuSampler, load_nvml, parse_visible_devices
 from vlmpipe.stages.serving.server_metrics import parse_prometheus, snapshot
@@ -100,17 +101,17 @@ def test_only_the_visible_devices_are_sampled() -> None:
 
 
 def test_monitor_reasons_for_remote_servers_and_ocr(monkeypatch: pytest.MonkeyPatch) -> None:
-    remote = ResourceMonitor(ModelSpec(name="gpt", base_url="https://api.openai.com/v1")).start()
+    remote = ResourceMonitor(OpenAISpec(name="gpt", base_url="https://api.openai.com/v1")).start()
     remote.watch_server(["https://api.openai.com/v1"])
     info = remote.stop()
     assert info["gpu_memory_gb_peak"] is None
     assert info["unavailable"]["gpu_memory_gb_peak"].startswith("served by another machine")
     assert "another machine" in info["unavailable"]["server_kv_cache_usage_peak"]
-    ocr = ResourceMonitor(ModelSpec(name="ocr", provider="ocr")).start().stop()
-    assert ocr["unavailable"]["gpu_memory_gb_peak"] == "the OCR baseline runs on the CPU"
+    ocr = ResourceMonitor(OcrSpec(name="ocr")).start().stop()
+    assert ocr["unavailable"]["gpu_memory_gb_peak"] == "the OCR baseline runs on the CPU, without a server"
     # a local server is sampled through NVML; here NVML is replaced and fails
     monkeypatch.setattr(gpu, "load_nvml", lambda: (None, "NVML unavailable: NVML Shared Library Not Found"))
-    local = ResourceMonitor(ModelSpec(name="local", base_url="http://127.0.0.1:1/v1")).start().stop()
+    local = ResourceMonitor(OpenAISpec(name="local", base_url="http://127.0.0.1:1/v1")).start().stop()
     assert local["unavailable"]["gpu_memory_gb_peak"] == "NVML unavailable: NVML Shared Library Not Found"
 
 

@@ -14,7 +14,8 @@ import pytest
 from PIL import Image
 
 from vlmpipe.app.pipeline import run
-from vlmpipe.core.config import ConfigError, ModelSpec, config_from_dict
+from vlmpipe.core.config import ConfigError, config_from_dict
+from vlmpipe.providers.openai_spec import OpenAISpec
 from vlmpipe.stages.serving import gpu
 from vlmpipe.stages.serving.launcher import (
     ServerLaunchError,
@@ -55,7 +56,7 @@ def make_dataset(root: Path, n: int = 2) -> Path:
 
 
 def test_vllm_command_from_named_arguments() -> None:
-    spec = ModelSpec.model_validate({
+    spec = OpenAISpec.model_validate({
         "name": "q7", "model": "Qwen/Qwen2-VL-7B-Instruct-AWQ",
         "launch": {"quantization": "awq_marlin", "max_model_len": 8192, "gpu_memory_utilization": 0.85,
                    "limit_mm_per_prompt": {"image": 2}, "dtype": "float16", "tensor_parallel_size": 2,
@@ -71,15 +72,15 @@ def test_vllm_command_from_named_arguments() -> None:
 
 
 def test_launch_shorthand_and_served_model_name() -> None:
-    spec = ModelSpec.model_validate({"name": "local", "launch": "vllm"})
+    spec = OpenAISpec.model_validate({"name": "local", "launch": "vllm"})
     assert build_command(spec, 9000) == ["vllm", "serve", "local", "--host", "127.0.0.1", "--port", "9000"]
-    spec = ModelSpec.model_validate({"name": "m", "model": "short", "launch": {"model": "/models/qwen"}})
+    spec = OpenAISpec.model_validate({"name": "m", "model": "short", "launch": {"model": "/models/qwen"}})
     assert build_command(spec, 1)[2:3] == ["/models/qwen"]
     assert build_command(spec, 1)[-2:] == ["--served-model-name", "short"]
 
 
 def test_custom_command_placeholders_keep_json_braces() -> None:
-    spec = ModelSpec.model_validate({
+    spec = OpenAISpec.model_validate({
         "name": "sg", "model": "Qwen/Qwen2-VL-2B-Instruct",
         "launch": {"command": ["python", "-m", "sglang.launch_server", "--model-path", "{model}", "--port",
                                "{port}", "--json-model-override-args", '{"x": 1}']},
@@ -175,7 +176,7 @@ def test_run_launches_waits_stops_and_survives_a_crashing_server(
 
 
 async def test_a_server_that_never_gets_ready_is_stopped(tmp_path: Path) -> None:
-    spec = ModelSpec.model_validate({
+    spec = OpenAISpec.model_validate({
         "name": "slow", "launch": {"command": [sys.executable, "-c", "print('loading', flush=True); "
                                               "import time; time.sleep(60)"],
                                    "ready_timeout_s": 0.5, "stop_timeout_s": 5}})
@@ -197,7 +198,7 @@ def test_stop_kills_the_whole_group_even_when_sigterm_is_ignored(tmp_path: Path)
         open({str(pidfile)!r}, "w").write(str(child.pid))
         time.sleep(60)
     """)
-    spec = ModelSpec.model_validate({"name": "stubborn", "launch": {"command": [sys.executable, "-c", script],
+    spec = OpenAISpec.model_validate({"name": "stubborn", "launch": {"command": [sys.executable, "-c", script],
                                                                    "stop_timeout_s": 0.5}})
     server = start_server(spec, tmp_path)
     deadline = time.monotonic() + 20

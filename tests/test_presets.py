@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 
 from fakeserver import FakeOpenAIServer
-from vlmpipe.core.config import ConfigError, ModelSpec, config_from_dict, load_config
+from vlmpipe.core.config import ConfigError, config_from_dict, load_config
 from vlmpipe.core.presets import PRESETS
 from vlmpipe.providers import Request, make_provider
+from vlmpipe.providers.openai_spec import OpenAISpec
 from vlmpipe.providers.replicas import ReplicaProvider
 from vlmpipe.stages.serving.launcher import build_command
 
@@ -27,17 +28,17 @@ def test_the_eight_variants_with_the_specification_memory_ranges() -> None:
 
 
 def test_preset_fills_model_and_launch_and_the_spec_wins() -> None:
-    spec = ModelSpec.model_validate({"preset": "qwen2-vl-7b-instruct-gptq-int8"})
+    spec = OpenAISpec.model_validate({"preset": "qwen2-vl-7b-instruct-gptq-int8"})
     assert spec.name == "qwen2-vl-7b-instruct-gptq-int8" and spec.model_id == "Qwen/Qwen2-VL-7B-Instruct-GPTQ-Int8"
     assert spec.launch is not None and spec.launch.engine == "vllm" and spec.launch.dtype == "float16"
-    spec = ModelSpec.model_validate({"name": "awq", "preset": "qwen2-vl-2b-instruct-awq",
+    spec = OpenAISpec.model_validate({"name": "awq", "preset": "qwen2-vl-2b-instruct-awq",
                                      "launch": {"gpu_memory_utilization": 0.4, "max_model_len": 4096}})
     argv = build_command(spec, 8000)
     assert argv[:3] == ["vllm", "serve", "Qwen/Qwen2-VL-2B-Instruct-AWQ"]
     assert argv[argv.index("--max-model-len") + 1] == "4096"
     assert argv[argv.index("--gpu-memory-utilization") + 1] == "0.4"
     assert "--quantization" not in argv  # vLLM reads the method from the checkpoint and picks its fastest kernel
-    remote = ModelSpec.model_validate({"preset": "qwen2-vl-2b-instruct", "launch": None,
+    remote = OpenAISpec.model_validate({"preset": "qwen2-vl-2b-instruct", "launch": None,
                                        "base_url": "http://gpu-box:8000/v1"})
     assert remote.launch is None and remote.model_id == "Qwen/Qwen2-VL-2B-Instruct"
 
@@ -56,7 +57,7 @@ def test_the_eight_model_example_config_loads() -> None:
 
 async def test_replicas_share_the_requests_round_robin() -> None:
     with FakeOpenAIServer() as a, FakeOpenAIServer() as b:
-        spec = ModelSpec(name="m", model="fake-vlm", base_urls=[a.url, b.url])
+        spec = OpenAISpec(name="m", model="fake-vlm", base_urls=[a.url, b.url])
         provider = make_provider(spec)
         assert isinstance(provider, ReplicaProvider)
         req = Request(item_id="i", image_url="data:image/png;base64,AAAA", system_prompt="s")

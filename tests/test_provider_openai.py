@@ -6,19 +6,19 @@ from typing import Any
 import pytest
 
 from fakeserver import Behavior, FakeOpenAIServer
-from vlmpipe.core.config import ModelSpec
 from vlmpipe.providers import Generation, Request
 from vlmpipe.providers.openai_compat import OpenAICompatProvider
+from vlmpipe.providers.openai_spec import OpenAISpec
 
 REQ = Request("item1", "data:image/png;base64,AAAA", "Сформулируй обращение.", user_message="")
 ANSWER = "Здравствуйте! Мой заказ 02632305-0222 отменили, помогите разобраться."
 
 
-def spec(url: str, **kw: Any) -> ModelSpec:
-    return ModelSpec(name="m", base_url=url, model="fake-vlm", retry_backoff_s=0.01, **kw)
+def spec(url: str, **kw: Any) -> OpenAISpec:
+    return OpenAISpec(name="m", base_url=url, model="fake-vlm", retry_backoff_s=0.01, **kw)
 
 
-def generate(s: ModelSpec, req: Request = REQ) -> Generation:
+def generate(s: OpenAISpec, req: Request = REQ) -> Generation:
     async def go() -> Generation:
         p = OpenAICompatProvider(s)
         try:

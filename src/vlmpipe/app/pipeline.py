@@ -113,8 +113,8 @@ def run(config: RunConfig | str | Path, *, show_progress: bool = True, max_time_
         images = prepare_items(cfg, store, dataset)
         plan = make_plan(cfg, store.items())
         store.put_models(
-            [(m.name, "candidate", _spec_record(m)) for m in cfg.models]
-            + ([(cfg.references.model.name, "reference", _spec_record(cfg.references.model))]
+            [(m.name, "candidate", m.record()) for m in cfg.models]
+            + ([(cfg.references.model.name, "reference", cfg.references.model.record())]
                if cfg.references.source == "model" and cfg.references.model else [])
         )
         store.set_plan((p.key, p.model, p.role, p.item, p.repeat) for p in plan)
@@ -197,10 +197,6 @@ def judge(run_dir: str | Path, *, max_cost: float | None = None, limit: int | No
     failed = any(m.judge and m.judge.n_failed for m in summary.models.values())
     return RunResult(Path(run_dir), summary, EXIT_FAILED_ITEMS if failed else EXIT_OK, outcome.requested,
                      _judge_notes(outcome))
-
-
-def _spec_record(spec: Any) -> dict[str, Any]:
-    return spec.model_dump(mode="json", exclude={"extra_body"}) | {"extra_body_keys": sorted(spec.extra_body)}
 
 
 def score(run_dir: str | Path, *, show_progress: bool = True) -> RunResult:

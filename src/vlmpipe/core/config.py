@@ -1,7 +1,8 @@
 """The run configuration: one YAML file, validated up front by pydantic.
 
 Errors name the file and the field (``config.yaml: models.0.temperature: Input should be a valid number``).
-Relative paths are resolved against the directory of the config file.
+Relative paths are resolved against the directory of the config file. A model entry (``models[i]``,
+``references.model``, ``judge.model``) is validated by its provider's spec class (:mod:`vlmpipe.core.modelspec`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,10 @@ from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from vlmpipe.core.modelspec import DEFAULT_PROVIDER, AnyModelSpec, ModelSpec
+
+__all__ = ["ConfigError", "LaunchSpec", "ModelSpec", "RunConfig", "config_from_dict", "load_config"]
 
 
 class ConfigError(ValueError):
@@ -71,63 +76,6 @@ class LaunchSpec(_Strict):
         return self
 
 
-class ModelSpec(_Strict):
-    """One model to call: a candidate, the reference model, or the judge."""
-
-    name: str = Field(min_length=1, description="Display name; the key of the model in every table.")
-    provider: Literal["openai", "ocr"] = "openai"
-    base_url: str = "http://localhost:8000/v1"
-    model: str | None = Field(default=None, description="Model id sent to the server (default: name).")
-    api_key_env: str | None = Field(default=None, description="Environment variable holding the API key.")
-    temperature: float = Field(default=0.1, ge=0.0, le=2.0)
-    max_tokens: int = Field(default=512, gt=0)
-    timeout_s: float = Field(default=120.0, gt=0, description="Whole-request limit, stalls included.")
-    connect_timeout_s: float = Field(default=10.0, gt=0)
-    max_retries: int = Field(default=3, ge=0, description="Retries on connection errors, 429 and 5xx.")
-    retry_backoff_s: float = Field(default=1.0, ge=0, description="First retry delay; doubles each retry.")
-    max_retry_after_s: float = Field(default=60.0, ge=0, description="Cap on a server's Retry-After.")
-    stream: bool = True
-    system_prompt_as_user: bool = False
-    extra_body: dict[str, Any] = Field(default_factory=dict)
-    concurrency: int | None = Field(default=None, gt=0, description="Overrides the run's concurrency.")
-    launch: LaunchSpec | None = Field(default=None, description="How to start a server for this model.")
-    preset: str | None = Field(default=None, description="A catalogue entry (vlmpipe models) filling model/launch.")
-    base_urls: list[str] = Field(default_factory=list, description="Replicas; requests go round-robin.")
-
-    @model_validator(mode="before")
-    @classmethod
-    def _preset(cls, data: Any) -> Any:
-        if isinstance(data, dict) and data.get("preset"):
-            from vlmpipe.core.presets import UnknownPreset, apply_preset
-
-            try:
-                return apply_preset(data)
-            except UnknownPreset as err:
-                raise ValueError(str(err)) from None
-        return data
-
-    @model_validator(mode="after")
-    def _replicas_or_launch(self) -> ModelSpec:
-        if self.launch is not None and self.base_urls:
-            raise ValueError("base_urls and launch exclude each other: a launched model is served at its own URL")
-        return self
-
-    @property
-    def model_id(self) -> str:
-        return self.model or self.name
-
-    def sampling_signature(self) -> dict[str, Any]:
-        """What changes the text a model produces; part of every generation's key."""
-        return {
-            "provider": self.provider,
-            "model": self.model_id,
-            "temperature": self.temperature,
-            "max_tokens": self.max_tokens,
-            "system_prompt_as_user": self.system_prompt_as_user,
-            "extra_body": self.extra_body,
-        }
-
-
 class ManifestSource(_Strict):
     """One manifest file, with the folder (inside ``dataset.path``) its images are in and tags for all its rows."""
 
@@ -159,7 +107,7 @@ class DatasetConfig(_Strict):
 
 class ReferenceConfig(_Strict):
     source: Literal["dataset", "model", "none"] = "dataset"
-    model: ModelSpec | None = None
+    model: AnyModelSpec | None = None
     samples: int = Field(default=1, ge=1)
 
     @model_validator(mode="after")
@@ -171,7 +119,7 @@ class ReferenceConfig(_Strict):
 
 class JudgeConfig(_Strict):
     enabled: bool = False
-    model: ModelSpec | None = None
+    model: AnyModelSpec | None = None
     mode: Literal["both", "random", "single"] | None = Field(
         default=None, description="pairwise tasks: both (default) or random order; graded tasks (vqa): single "
                                   "(default) or both (also grade the human answer). None: the task's default.")
@@ -182,6 +130,14 @@ class JudgeConfig(_Strict):
     limit: int | None = Field(default=None, ge=0)
     prices: dict[str, float] = Field(default_factory=dict, description="USD per 1M tokens: prompt, completion.")
     template_dir: Path | None = None
+
+    @field_validator("model")
+    @classmethod
+    def _model_can_judge(cls, model: ModelSpec | None) -> ModelSpec | None:
+        if model is not None and not model.can_judge:
+            raise ValueError(f"provider {model.provider!r} cannot be the judge: the judge is asked over an "
+                             f"OpenAI-compatible chat API (e.g. provider: {DEFAULT_PROVIDER})")
+        return model
 
     @model_validator(mode="after")
     def _model_needed(self) -> JudgeConfig:
@@ -210,7 +166,7 @@ class RunConfig(_Strict):
     system_prompt: str | None = Field(default=None, description="The instruction; default: the task's.")
     user_message: str | None = Field(default=None, description="A template over item fields, e.g. '{question}'; "
                                                                "default: the task's.")
-    models: list[ModelSpec] = Field(min_length=1)
+    models: list[AnyModelSpec] = Field(min_length=1)
     repeats: int = Field(default=5, ge=1)
     concurrency: int = Field(default=1, ge=1)
     max_run_time_s: float | None = Field(

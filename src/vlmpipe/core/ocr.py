@@ -14,8 +14,8 @@ import regex
 _WORDY = regex.compile(r"[\p{L}\d]")
 
 
-def ocr_available() -> tuple[bool, str]:
-    """Whether Tesseract with Russian data can be used here, and why not."""
+def ocr_available(lang: str = "rus+eng") -> tuple[bool, str]:
+    """Whether Tesseract with the language data ``lang`` (``+``-joined) can be used here, and why not."""
     exe = shutil.which("tesseract")
     if not exe:
         return False, "tesseract is not installed (Debian: apt-get install tesseract-ocr tesseract-ocr-rus)"
@@ -25,20 +25,24 @@ def ocr_available() -> tuple[bool, str]:
         langs = set(pytesseract.get_languages(config=""))
     except pytesseract.TesseractError as err:  # pragma: no cover - broken install
         return False, f"tesseract does not run: {err}"
-    missing = {"rus", "eng"} - langs
+    missing = set(lang.split("+")) - langs
     if missing:
-        return False, f"tesseract lacks language data {sorted(missing)} (apt-get install tesseract-ocr-rus)"
+        packages = " ".join(f"tesseract-ocr-{code.lower().replace('_', '-')}" for code in sorted(missing))
+        return False, f"tesseract lacks language data {sorted(missing)} (Debian: apt-get install {packages})"
     return True, ""
 
 
-def ocr_lines(image_bytes: bytes, lang: str = "rus+eng") -> list[str]:
-    """The screenshot's text lines as Tesseract reads them, blank and symbol-only lines dropped."""
+def ocr_lines(image_bytes: bytes, lang: str = "rus+eng", psm: int | None = None) -> list[str]:
+    """The screenshot's text lines as Tesseract reads them, blank and symbol-only lines dropped.
+
+    ``psm``: Tesseract's page segmentation mode (``--psm``); ``None``: Tesseract's default."""
     import pytesseract
     from PIL import Image
 
     os.environ.setdefault("OMP_THREAD_LIMIT", "1")  # ~6x faster on small images, no oversubscription
     with Image.open(io.BytesIO(image_bytes)) as im:
-        text = pytesseract.image_to_string(im.convert("RGB"), lang=lang)
+        text = pytesseract.image_to_string(im.convert("RGB"), lang=lang,
+                                           config="" if psm is None else f"--psm {psm}")
     lines = []
     for raw in text.splitlines():
         line = " ".join(raw.split())

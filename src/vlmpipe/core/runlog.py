@@ -1,7 +1,7 @@
 """The run's log file, ``logs/run.log`` in the run directory, with secrets masked.
 
 Everything the ``vlmpipe`` loggers say at WARNING and above while a run is in progress goes there too, passed
-through :func:`vlmpipe.core.redact.redact` with the values of every API-key variable the config names, so that no
+through :func:`vlmpipe.core.redact.redact` with the values of every key variable the config names, so that no
 log line can carry a key even when a server echoes it back.
 """
 
@@ -18,9 +18,9 @@ from vlmpipe.core.redact import redact
 
 
 def config_secrets(cfg: RunConfig) -> list[str]:
-    """Values of the environment variables named by ``api_key_env`` anywhere in the config."""
+    """Values of the key variables (``api_key_env``, ``ModelSpec.key_env_vars``) named anywhere in the config."""
     specs = [*cfg.models, cfg.references.model, cfg.judge.model]
-    names = {s.api_key_env for s in specs if s is not None and s.api_key_env}
+    names = {var for s in specs if s is not None for var in s.key_env_vars().values()}
     return [v for v in (os.environ.get(n, "") for n in sorted(names)) if v]
 
 

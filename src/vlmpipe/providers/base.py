@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from vlmpipe.core.config import ModelSpec
+from vlmpipe.core.modelspec import ModelSpec
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,9 @@ token usage when the server reports it and the arrival time of every content chu
 The whole request, stalls mid-stream included, is bounded by ``timeout_s``. Connection errors, 429 and 5xx
 are retried with exponential backoff, honouring ``Retry-After``. The API key is read from the environment
 variable the config names and never appears in errors.
+
+This module registers the ``openai`` provider: its spec (:class:`~vlmpipe.providers.openai_spec.OpenAISpec`)
+and its factory, which serves a spec with ``base_urls`` through :class:`~vlmpipe.providers.replicas.ReplicaProvider`.
 """
 
 from __future__ import annotations
@@ -19,10 +22,12 @@ import httpx
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
 from tenacity.wait import wait_exponential_jitter
 
-from vlmpipe.core.config import ModelSpec
 from vlmpipe.core.limiter import AdaptiveLimiter
 from vlmpipe.core.redact import redact
-from vlmpipe.providers.base import Generation, Request
+from vlmpipe.providers.base import Generation, Provider, Request
+from vlmpipe.providers.openai_spec import OpenAISpec
+from vlmpipe.providers.registry import register_provider
+from vlmpipe.providers.replicas import ReplicaProvider
 
 RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 
@@ -60,7 +65,7 @@ def _error_message(resp_text: str, limit: int = 300) -> str:
     return text[:limit] + ("…" if len(text) > limit else "")
 
 
-def build_messages(spec: ModelSpec, request: Request) -> list[dict[str, Any]]:
+def build_messages(spec: OpenAISpec, request: Request) -> list[dict[str, Any]]:
     """System instruction plus the screenshot (and the user message when set)."""
     image_part = {"type": "image_url", "image_url": {"url": request.image_url}}
     if spec.system_prompt_as_user:
@@ -74,7 +79,7 @@ def build_messages(spec: ModelSpec, request: Request) -> list[dict[str, Any]]:
 
 
 class OpenAICompatProvider:
-    def __init__(self, spec: ModelSpec, *, client: httpx.AsyncClient | None = None,
+    def __init__(self, spec: OpenAISpec, *, client: httpx.AsyncClient | None = None,
                  limiter: AdaptiveLimiter | None = None) -> None:
         self.spec = spec
         #: when set, every HTTP attempt (not the waits between retries) holds one of its slots
@@ -273,3 +278,13 @@ class OpenAICompatProvider:
             gen.error, gen.error_kind = "stream ended before the answer was complete", "truncated"
             return gen
         return self._finish(gen, "".join(parts), "".join(refusal))
+
+
+def make_openai_provider(spec: OpenAISpec) -> Provider:
+    """One server, or with ``base_urls`` one provider per replica, requests round-robin."""
+    if spec.base_urls:
+        return ReplicaProvider(spec, OpenAICompatProvider)
+    return OpenAICompatProvider(spec)
+
+
+register_provider(OpenAISpec, make_openai_provider)

@@ -246,8 +246,7 @@ def settings(cfg: Any, summary: dict[str, Any]) -> list[tuple[str, str]]:
     if cfg is not None:
         rows.append(("dataset", str(cfg.dataset.path)))
         for m in cfg.models:
-            rows.append((f"model {m.name}", f"{m.provider} {m.model_id} @ {m.base_url if m.provider != 'ocr' else '-'}"
-                                            f", temperature {m.temperature}, max_tokens {m.max_tokens}"))
+            rows.append((f"model {m.name}", m.describe()))
         rows.append(("references", cfg.references.source))
         judge = cfg.judge
         rows.append(("judge", f"{judge.model.model_id} ({judge.mode})" if judge.enabled and judge.model

@@ -1,8 +1,10 @@
 """Benchmark mode (``vlmpipe bench CONFIG``): serving latency and throughput at several concurrency levels.
 
-For each model (launched by vlmpipe when its spec says ``launch``), warm-up requests are sent first and not
-counted; then, for each concurrency level C, ``requests`` requests built from the dataset's items (cycled)
-are sent by C workers in a closed loop (each worker sends its next request when its previous one ends).
+For each model served over HTTP (launched by vlmpipe when its spec says ``launch``) whose provider can be
+benchmarked (``ModelSpec.bench_skip_reason``; the OCR baseline cannot: it has no server; a skipped model is
+logged with that reason), warm-up requests are sent first and not counted; then, for each concurrency level C,
+``requests`` requests built from the dataset's items (cycled) are sent by C workers in a closed loop (each
+worker sends its next request when its previous one ends).
 Retries are off: a failed request is counted as an error, not retried.
 
 Per request (streamed), as vLLM's ``benchmark_serving`` defines them:
@@ -34,12 +36,13 @@ from typing import Any
 
 import numpy as np
 
-from vlmpipe.core.config import ConfigError, ModelSpec, RunConfig, load_config
+from vlmpipe.core.config import ConfigError, RunConfig, load_config
 from vlmpipe.core.dataset import DatasetError, load_items
 from vlmpipe.core.keys import require_api_keys
 from vlmpipe.core.rundir import open_store, save_config
 from vlmpipe.core.store import Store
 from vlmpipe.providers import Generation, Request, make_provider
+from vlmpipe.providers.http import HttpModelSpec
 from vlmpipe.stages.prepare import prepare_items
 from vlmpipe.stages.serving.session import ResourceMonitor, model_session
 from vlmpipe.tasks import resolve
@@ -158,7 +161,7 @@ async def run_level(provider: Any, requests: Sequence[Request], concurrency: int
     return [g for g in out if g is not None], duration
 
 
-def prefix_caching_state(spec: ModelSpec, scraped: str | None) -> tuple[str, str]:
+def prefix_caching_state(spec: HttpModelSpec, scraped: str | None) -> tuple[str, str]:
     """``(on|off|unknown, where it was read)``: the server's /metrics first, then the launch settings."""
     if scraped in ("on", "off"):
         return scraped, "server /metrics (vllm:cache_config_info)"
@@ -195,12 +198,11 @@ def cycle(requests: Sequence[Request], n: int) -> list[Request]:
 
 
 # --- running ------------------------------------------------------------------------------------------
-async def bench_model(cfg: RunConfig, spec: ModelSpec, requests: list[Request], settings: BenchSettings,
+async def bench_model(cfg: RunConfig, spec: HttpModelSpec, requests: list[Request], settings: BenchSettings,
                       store: Store, log: Callable[[str], None] = lambda _m: None) -> list[dict[str, Any]]:
     """Benchmark one model at every level; the per-level results (also stored)."""
     results: list[dict[str, Any]] = []
-    bench_spec = spec.model_copy(update={"max_retries": 0, "stream": True})
-    async with model_session(cfg, bench_spec, store, monitor=False) as served:
+    async with model_session(cfg, spec.for_bench(), store, monitor=False) as served:
         if served.error:
             for level in settings.levels:
                 result = {"concurrency": level, "error": served.error, "server_error": served.error,
@@ -216,7 +218,7 @@ async def bench_model(cfg: RunConfig, spec: ModelSpec, requests: list[Request], 
             for level in settings.levels:
                 batch = cycle(requests, settings.requests_for(level, len(requests)))
                 mon = ResourceMonitor(served.spec).start()
-                mon.watch_server(served.spec.base_urls or [served.spec.base_url])
+                mon.watch_server(served.spec.urls() if isinstance(served.spec, HttpModelSpec) else [])
                 gens, duration = await run_level(provider, batch, level)
                 usage = await asyncio.to_thread(mon.stop)
                 result = summarize_level(gens, duration, level, settings.freeze_s)
@@ -275,8 +277,9 @@ def run_bench(config: RunConfig | str | Path, settings: BenchSettings | None = N
         async def all_models() -> None:
             nonlocal failed
             for spec in cfg.models:
-                if spec.provider != "openai":
-                    log(f"{spec.name}: skipped (bench measures OpenAI-compatible servers, not {spec.provider})")
+                reason = spec.bench_skip_reason()
+                if reason is not None or not isinstance(spec, HttpModelSpec):
+                    log(f"{spec.name}: skipped ({reason or 'bench measures models served over HTTP'})")
                     continue
                 for r in await bench_model(cfg, spec, requests, settings, store, log):
                     failed = failed or bool(r.get("error") or r.get("errors"))

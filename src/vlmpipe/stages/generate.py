@@ -61,7 +61,9 @@ async def _run_model(
         if hasattr(provider, "limiter"):
             provider.limiter = limiter  # HTTP attempts follow the server's 429s
         sem = asyncio.Semaphore(width)
-        health = ServerHealth(f"not sent: the server of {spec.name} at {spec.base_url}")
+        where = served.spec.address()
+        health = ServerHealth(f"not sent: the server of {spec.name} at {where}" if where
+                              else f"not sent: the provider of {spec.name}")
         errors = FailureTally()
 
         async def one(p: PlannedGeneration) -> None:

@@ -13,7 +13,8 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-from vlmpipe.core.config import ModelSpec, ReferenceConfig, RunConfig
+from vlmpipe.core.config import ReferenceConfig, RunConfig
+from vlmpipe.providers.openai_spec import OpenAISpec
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 OPENAI_JUDGE = "gpt-4o-mini"
@@ -22,17 +23,17 @@ DEMO_HINT = ("for the demo, export VLMPIPE_JUDGE_BASE_URL and VLMPIPE_JUDGE_MODE
              "run `vlmpipe demo` again")
 
 
-def judge_spec_from_env(environ: Mapping[str, str] | None = None) -> ModelSpec | None:
+def judge_spec_from_env(environ: Mapping[str, str] | None = None) -> OpenAISpec | None:
     env = os.environ if environ is None else environ
     key_env = env.get("VLMPIPE_JUDGE_API_KEY_ENV") or "OPENAI_API_KEY"
     has_key = bool(env.get(key_env))
     base_url, model = env.get("VLMPIPE_JUDGE_BASE_URL"), env.get("VLMPIPE_JUDGE_MODEL")
     if base_url and model:
-        return ModelSpec(name=f"judge:{model}", model=model, base_url=base_url,
-                         api_key_env=key_env if has_key else None, temperature=0.0, max_tokens=600, stream=False)
+        return OpenAISpec(name=f"judge:{model}", model=model, base_url=base_url,
+                          api_key_env=key_env if has_key else None, temperature=0.0, max_tokens=600, stream=False)
     if env.get("OPENAI_API_KEY"):
-        return ModelSpec(name=f"judge:{OPENAI_JUDGE}", model=OPENAI_JUDGE, base_url=OPENAI_BASE_URL,
-                         api_key_env="OPENAI_API_KEY", temperature=0.0, max_tokens=600, stream=False)
+        return OpenAISpec(name=f"judge:{OPENAI_JUDGE}", model=OPENAI_JUDGE, base_url=OPENAI_BASE_URL,
+                          api_key_env="OPENAI_API_KEY", temperature=0.0, max_tokens=600, stream=False)
     return None
 
 

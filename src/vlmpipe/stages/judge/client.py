@@ -12,14 +12,14 @@ from typing import Any
 
 import httpx
 
-from vlmpipe.core.config import ModelSpec
 from vlmpipe.providers.base import Generation, Request
 from vlmpipe.providers.openai_compat import OpenAICompatProvider
+from vlmpipe.providers.openai_spec import OpenAISpec
 from vlmpipe.stages.judge.parse import RESPONSE_SCHEMA
 
 
 class JudgeClient(OpenAICompatProvider):
-    def __init__(self, spec: ModelSpec, *, image_detail: str = "auto", client: httpx.AsyncClient | None = None,
+    def __init__(self, spec: OpenAISpec, *, image_detail: str = "auto", client: httpx.AsyncClient | None = None,
                  schema: dict[str, Any] = RESPONSE_SCHEMA) -> None:
         super().__init__(spec, client=client)
         self.image_detail = image_detail

@@ -36,6 +36,7 @@ from vlmpipe.core.progress import progress_bar
 from vlmpipe.core.server_health import FailureTally, ServerHealth
 from vlmpipe.core.store import Store
 from vlmpipe.providers.base import Generation, Request
+from vlmpipe.providers.openai_spec import OpenAISpec
 from vlmpipe.stages.judge.client import JudgeClient
 from vlmpipe.stages.judge.parse import (
     GRADE_SCHEMA,
@@ -288,6 +289,9 @@ async def judge_run_async(cfg: RunConfig, store: Store, *, images: dict[str, Pre
     spec = cfg.judge.model
     if spec is None:
         raise ConfigError("judge.model is not set: the judge stage needs a model (see docs/judge.md)")
+    if not isinstance(spec, OpenAISpec):  # the config refuses such a judge already (ModelSpec.can_judge)
+        raise ConfigError(f"judge.model: provider {spec.provider!r} cannot be the judge: it is asked over an "
+                          "OpenAI-compatible chat API")
     max_cost = cfg.judge.max_cost if max_cost is None else max_cost
     limit = cfg.judge.limit if limit is None else limit
     task = resolve(cfg)
@@ -312,7 +316,7 @@ async def judge_run_async(cfg: RunConfig, store: Store, *, images: dict[str, Pre
     spent = store.judge_cost() or 0.0
     costs = store.recent_judge_costs(50)
     in_flight = 0
-    health = ServerHealth(f"the judge server {spec.name} at {spec.base_url}")
+    health = ServerHealth(f"the judge server {spec.name} at {spec.address()}")
     failures = FailureTally()
     cond = asyncio.Condition()
     own_client = client is None

@@ -27,7 +27,8 @@ from pathlib import Path
 
 import httpx
 
-from vlmpipe.core.config import LaunchSpec, ModelSpec
+from vlmpipe.core.config import LaunchSpec
+from vlmpipe.providers.http import HttpModelSpec
 
 log = logging.getLogger("vlmpipe.stages.serving.launcher")
 
@@ -64,7 +65,7 @@ def safe_filename(name: str) -> str:
     return cleaned[:120]
 
 
-def served_model(spec: ModelSpec) -> str:
+def served_model(spec: HttpModelSpec) -> str:
     launch = spec.launch
     return (launch.model if launch and launch.model else None) or spec.model_id
 
@@ -76,7 +77,7 @@ def _substitute(arg: str, values: dict[str, str]) -> str:
     return arg
 
 
-def build_command(spec: ModelSpec, port: int) -> list[str]:
+def build_command(spec: HttpModelSpec, port: int) -> list[str]:
     """The server's argv for a model spec with ``launch`` set."""
     launch = spec.launch
     if launch is None:
@@ -119,7 +120,7 @@ def log_tail(path: Path, lines: int = TAIL_LINES, limit: int = TAIL_CHARS) -> st
 
 @dataclass
 class LaunchedServer:
-    spec: ModelSpec
+    spec: HttpModelSpec
     argv: list[str]
     port: int
     log_path: Path
@@ -150,7 +151,7 @@ class LaunchedServer:
                 "ready_after_s": self.ready_after_s, "exit_code": self.process.returncode}
 
 
-def start_server(spec: ModelSpec, log_dir: Path) -> LaunchedServer:
+def start_server(spec: HttpModelSpec, log_dir: Path) -> LaunchedServer:
     """Start the spec's server in its own process group; returns at once (see :func:`wait_ready`)."""
     launch: LaunchSpec | None = spec.launch
     if launch is None:
@@ -281,7 +282,7 @@ def stop_server(server: LaunchedServer) -> None:
 
 
 @contextlib.asynccontextmanager
-async def launched(spec: ModelSpec, log_dir: Path) -> AsyncIterator[LaunchedServer]:
+async def launched(spec: HttpModelSpec, log_dir: Path) -> AsyncIterator[LaunchedServer]:
     """Start the spec's server, wait until it is ready, yield it, and always stop it afterwards.
 
     Raises :class:`ServerLaunchError` (after stopping what was started) when it never gets ready.

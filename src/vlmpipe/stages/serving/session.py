@@ -1,9 +1,12 @@
 """Model sessions: the server a model's requests go to, for the duration of its generations.
 
-A model without ``launch`` is served elsewhere (its ``base_url`` or ``base_urls`` are used as is). A model with
-``launch`` gets its own server (see :mod:`.launcher`): started before its requests, stopped after, before the next
-model starts. While a session lasts, GPU memory is sampled through NVML and vLLM's ``/metrics`` is scraped (see
-:mod:`.gpu`, :mod:`.server_metrics`); the figures go to the model's info in the store and from there to summary.json.
+Only models served over HTTP (:class:`~vlmpipe.providers.http.HttpModelSpec`) have a server; any other (the OCR
+baseline, an in-process plugin) gets a session without one, and its GPU and server figures say why
+(``ModelSpec.no_server_reason``). A model without ``launch`` is served elsewhere (its ``base_url`` or
+``base_urls`` are used as is). A model with ``launch`` gets its own server (see :mod:`.launcher`): started before
+its requests, stopped after, before the next model starts. While a session lasts, GPU memory is sampled through
+NVML and vLLM's ``/metrics`` is scraped (see :mod:`.gpu`, :mod:`.server_metrics`); the figures go to the model's
+info in the store and from there to summary.json.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from urllib.parse import urlsplit
 
 from vlmpipe.core.config import ModelSpec, RunConfig
 from vlmpipe.core.store import Store
+from vlmpipe.providers.http import HttpModelSpec
 from vlmpipe.stages.serving.gpu import GpuSampler, parse_visible_devices
 from vlmpipe.stages.serving.launcher import (
     LaunchedServer,
@@ -72,9 +76,9 @@ class ResourceMonitor:
         self.sampler: GpuSampler | None = None
         self.scraper: MetricsScraper | None = None
         self.metrics_reason: str | None = None
-        if spec.provider == "ocr":
-            self.gpu_reason = "the OCR baseline runs on the CPU"
-        elif spec.launch is None and not all(is_local(u) for u in (spec.base_urls or [spec.base_url])):
+        if not isinstance(spec, HttpModelSpec):
+            self.gpu_reason = spec.no_server_reason
+        elif spec.launch is None and not all(is_local(u) for u in spec.urls()):
             self.gpu_reason = ("served by another machine: GPU memory is measured only for servers on this one "
                                "(launch them with vlmpipe or run vlmpipe beside them)")
         else:
@@ -89,8 +93,8 @@ class ResourceMonitor:
 
     def watch_server(self, urls: list[str]) -> None:
         local = [u for u in urls if is_local(u)]
-        if self.spec.provider == "ocr":
-            self.metrics_reason = "the OCR baseline has no server"
+        if not isinstance(self.spec, HttpModelSpec):
+            self.metrics_reason = self.spec.no_server_reason
         elif not local:
             self.metrics_reason = "the server is on another machine; its /metrics is not scraped"
         else:
@@ -128,9 +132,9 @@ async def model_session(cfg: RunConfig, spec: ModelSpec, store: Store | None = N
     mon = ResourceMonitor(spec).start() if monitor else None
     info: dict[str, Any] = {}
     try:
-        if spec.launch is None:
+        if not isinstance(spec, HttpModelSpec) or spec.launch is None:
             if mon is not None:
-                mon.watch_server(spec.base_urls or [spec.base_url])
+                mon.watch_server(spec.urls() if isinstance(spec, HttpModelSpec) else [])
             yield ServedModel(spec)
             return
         log_dir = Path(cfg.run_dir) / "logs"
@@ -152,8 +156,7 @@ async def model_session(cfg: RunConfig, spec: ModelSpec, store: Store | None = N
         try:
             if mon is not None:
                 mon.watch_server([server.base_url])
-            served = spec.model_copy(update={"base_url": server.base_url, "base_urls": []})
-            yield ServedModel(served, server=server)
+            yield ServedModel(spec.served_at(server.base_url), server=server)
         finally:
             died = not server.alive()
             if mon is not None:  # the last scrape of /metrics needs the server still up
