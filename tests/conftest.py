@@ -13,6 +13,7 @@ import pytest
 TESTS = Path(__file__).parent
 ROOT = TESTS.parent
 PEER = ROOT.parent / "shared" / "peer"
+PEER_VQA = ROOT.parent / "shared" / "peer-vqa"
 sys.path.insert(0, str(TESTS))
 # Pipeline tests run without the llama.cpp perplexity scorer (seconds per run); the tests of perplexity and of
 # the demo enable it explicitly. Subprocesses inherit this.
@@ -37,6 +38,14 @@ def peer_dir() -> Path:
     if not (PEER / "summary_test_stats.xlsx").is_file():
         pytest.skip(f"peer data not found at {PEER} (it lives beside the checkout in ../shared/peer)")
     return PEER
+
+
+@pytest.fixture
+def peer_vqa_dir() -> Path:
+    """The study's recorded VQA results (../shared/peer-vqa); tests using it skip with a reason when absent."""
+    if not (PEER_VQA / "results" / "summary_test_stats.xlsx").is_file():
+        pytest.skip(f"peer VQA data not found at {PEER_VQA} (it lives beside the checkout in ../shared/peer-vqa)")
+    return PEER_VQA
 
 
 @pytest.fixture(scope="session")

@@ -193,4 +193,4 @@ def test_bench_skips_a_model_without_a_server_saying_why(tmp_path: Path, monkeyp
     assert said[0] == ("ocr-baseline: skipped (bench measures model servers, and provider 'ocr' has none: the OCR "
                        "baseline runs on the CPU, without a server)")
     assert said[1].startswith("served @ 1: 2/2 ok") and result.exit_code == 0
-    assert list(result.summary["bench"]["models"]) == ["served"]
+    assert list(result.summary.bench.models) == ["served"]

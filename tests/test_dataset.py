@@ -84,3 +84,47 @@ def test_load_image_reports_missing_file(tmp_path: Path) -> None:
     assert load_image(d, Item("a", "a.png")).width == 10
     with pytest.raises(ImageError, match=r"image file not found: b\.png"):
         load_image(d, Item("b", "b.png"))
+
+
+def test_the_studys_two_xls_files_load_as_one_vqa_dataset_with_device_tags(peer_vqa_dir: Path) -> None:
+    from vlmpipe.core.config import DatasetConfig
+
+    cfg = DatasetConfig.model_validate({
+        "path": peer_vqa_dir / "images",
+        "manifest": [{"file": peer_vqa_dir / "QA_pc.xls", "images": "pc", "tags": {"device": "pc"}},
+                     {"file": peer_vqa_dir / "QA_phone.xls", "images": "phone", "tags": {"device": "phone"}}],
+        "columns": {"image": "File_name", "question": "Question", "reference": "Answer"}})
+    items = load_items(cfg)
+    assert len(items) == 158 and all(it.error is None for it in items)
+    first, second = items[0], items[1]  # QA_pc.xls rows 2 and 3: two questions about 233158.png
+    assert (first.id, first.image, first.tags) == ("233158.png#1", "pc/233158.png", {"device": "pc"})
+    assert first.question == "Куда нажать, чтобы оформить новую карту?"
+    assert first.reference == "Вам необходимо нажать на кнопку с символом \"плюс\"."
+    assert second.id == "233158.png#2" and second.question == "Как пополнить рублевый счет?"
+    assert sum(it.tags == {"device": "phone"} for it in items) == 48
+    assert all((peer_vqa_dir / "images" / it.image).is_file() for it in items)
+
+
+def test_csv_and_xlsx_manifests_with_columns_tags_and_unanswerable_questions(tmp_path: Path) -> None:
+    from openpyxl import Workbook
+
+    from vlmpipe.core.config import DatasetConfig
+
+    d = make_folder(tmp_path, ["a.png", "b.png"])
+    header = ["Файл", "Вопрос", "Ответ", "answerable", "tag:os", "screen"]
+    rows = [["a.png", "Где кнопка?", "Внизу.", "", "ios", "оплата"],
+            ["a.png", "Сколько стоит доставка?", "На скриншоте не указано.", "false", "ios", "оплата"],
+            ["b.png", "Что за ошибка?", "Ошибка 05.", "да", "android", "вход"]]
+    (d / "m.csv").write_text("\n".join(",".join(r) for r in [header, *rows]) + "\n", encoding="utf-8")
+    wb = Workbook()
+    for r in [header, *rows]:
+        wb.active.append(r)
+    wb.save(d / "m.xlsx")
+    for name in ("m.csv", "m.xlsx"):
+        cfg = DatasetConfig(path=d, manifest=d / name, columns={"image": "Файл", "question": "Вопрос",
+                                                                  "reference": "Ответ"})
+        a1, a2, b1 = load_items(cfg)
+        assert (a1.id, a2.id, b1.id) == ("a.png#1", "a.png#2", "b.png#1"), name
+        assert (a1.answerable, a2.answerable, b1.answerable) == (True, False, True), name
+        assert a1.tags == {"os": "ios"} and b1.tags == {"os": "android"}, name
+        assert a1.fields == {"screen": "оплата"} and a2.reference == "На скриншоте не указано.", name

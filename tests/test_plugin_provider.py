@@ -101,7 +101,7 @@ def test_a_run_with_the_plugin_stores_and_reports_its_generations(echo_installed
         rows = [r for r in csv.DictReader(f) if r["model"] == "echo-bot"]
     assert sorted((r["item"], r["repeat"], r["text"]) for r in rows) == sorted(
         (i, str(rep), TEXT.replace("{item}", i)) for i in items for rep in range(2))
-    assert result.summary["models"]["echo-bot"]["n"] == 6 and result.summary["models"]["echo-bot"]["n_errors"] == 0
+    assert result.summary.models["echo-bot"].n == 6 and result.summary.models["echo-bot"].n_errors == 0
     assert "echo: &#39;Здравствуйте! Вопрос по скриншоту {item}.&#39;" in (
         result.report_dir / "index.html").read_text(encoding="utf-8")
     # the run's saved config names the plugin and its fields, and loads again (vlmpipe report RUN)
@@ -109,7 +109,7 @@ def test_a_run_with_the_plugin_stores_and_reports_its_generations(echo_installed
     assert saved["models"] == [{"name": "echo-bot", "provider": "echo", "concurrency": None, "text": TEXT,
                                 "delay_s": 0.0}]
     again = report(result.run_dir)
-    assert again.summary["models"]["echo-bot"]["n"] == 6
+    assert again.summary.models["echo-bot"].n == 6
 
 
 def test_a_broken_plugin_is_a_config_error_only_where_it_is_used(tmp_path: Path,

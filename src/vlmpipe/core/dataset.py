@@ -135,7 +135,7 @@ def _read_table(path: Path) -> list[tuple[int, dict[str, object] | str]]:
 
     try:
         # .xls (the old binary format) is read by python-calamine; .xlsx by openpyxl, as everywhere else
-        frame = pd.read_excel(path, dtype=object, engine="calamine" if path.suffix.lower() == ".xls" else None)
+        frame = pd.read_excel(path, dtype=object, engine="calamine" if path.suffix.lower() == ".xls" else "openpyxl")
     except Exception as err:
         raise DatasetError(f"{path}: cannot read the spreadsheet: {err}") from None
     rows = []

@@ -49,7 +49,7 @@ def read_xlsx(path: Path) -> Any:
     import pandas as pd
 
     try:
-        return pd.read_excel(path)
+        return pd.read_excel(path, engine="openpyxl")
     except Exception as err:
         raise ImportDataError(f"{path}: cannot read as xlsx: {err}") from None
 

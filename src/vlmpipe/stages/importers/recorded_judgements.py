@@ -41,7 +41,7 @@ def import_recorded_judgements(store: Store | str | Path, xlsx_path: str | Path,
         with Store(store) as opened:
             return import_recorded_judgements(opened, xlsx_path, keys)
     path = Path(xlsx_path)
-    frame = pd.read_excel(path)
+    frame = pd.read_excel(path, engine="openpyxl")
     missing = [c for c in REQUIRED if c not in frame.columns]
     if missing:
         raise ValueError(f"{path.name}: missing column(s) {missing}; found {list(frame.columns)}")

@@ -52,7 +52,7 @@ def read_table(path: Path) -> Any:
         if suffix == ".csv":
             return pd.read_csv(path, dtype=object, keep_default_na=False, encoding="utf-8-sig")
         if suffix in (".xlsx", ".xlsm"):
-            return pd.read_excel(path, dtype=object)
+            return pd.read_excel(path, dtype=object, engine="openpyxl")
         if suffix in (".jsonl", ".ndjson"):
             return pd.read_json(path, lines=True, dtype=False)
     except Exception as err:
