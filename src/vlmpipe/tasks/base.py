@@ -34,8 +34,9 @@ class Task:
 
     name: ClassVar[str]
     description: ClassVar[str] = ""
-    #: The bundled instruction (a file in ``vlmpipe/prompts/``) used when the config sets no ``system_prompt``.
-    system_prompt_file: ClassVar[str]
+    #: The bundled instruction (a file in ``vlmpipe/prompts/``) used when the config sets no ``system_prompt``; a
+    #: plugin overrides :meth:`default_system_prompt` instead.
+    system_prompt_file: ClassVar[str] = ""
     #: The user message when the config sets none: a template over the item's fields (``{question}``); "" sends
     #: no user message.
     user_message_template: ClassVar[str] = ""
@@ -55,6 +56,8 @@ class Task:
     judge_templates: ClassVar[tuple[str, str]] = ("judge_system.j2", "judge_user.j2")
 
     def default_system_prompt(self) -> str:
+        if not self.system_prompt_file:
+            raise ConfigError(f"task {self.name!r} has no default instruction: set system_prompt in the config")
         return bundled_text(self.system_prompt_file)
 
     def user_message(self, cfg: RunConfig, item: dict[str, Any]) -> str:
