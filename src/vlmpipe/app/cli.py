@@ -230,8 +230,7 @@ def bench(
         result = bench_pipeline(config, settings, log=say)
     except (ConfigError, DatasetError) as err:
         _fail_start(str(err))
-    bench = result.summary.bench
-    console.print(bench_table(bench.model_dump() if bench else {}, width=console.width))
+    console.print(bench_table(result.summary.bench, width=console.width))
     console.print(f"bench: {result.run_dir / 'report' / 'summary.json'} (bench), "
                   f"{result.run_dir / 'report' / 'bench.png'}")
     raise typer.Exit(result.exit_code)
