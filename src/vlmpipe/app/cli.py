@@ -188,13 +188,13 @@ def compare(
     except (FileNotFoundError, ValueError) as err:
         _fail_start(str(err))
     console.print(f"A = {run_a}\nB = {run_b}", highlight=False)
-    if result["models"]:
+    if result.models:
         console.print(compare_table(result, None if all_fields else headline()))
     else:
         console.print("no models in common")
-    for side in ("only_a", "only_b"):
-        if result[side]:
-            console.print(f"only in {side[-1].upper()}: {', '.join(result[side])}")
+    for side, only in (("A", result.only_a), ("B", result.only_b)):
+        if only:
+            console.print(f"only in {side}: {', '.join(only)}")
     if out is not None:
         console.print(f"written: {out / 'compare.json'}, {out / 'compare.html'}")
 
