@@ -32,7 +32,7 @@ def summary_json(result: Any) -> dict[str, Any]:
     return json.loads((Path(result.report_dir) / "summary.json").read_text(encoding="utf-8"))
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def peer_dir() -> Path:
     """The peer's recorded results (../shared/peer); tests using it skip with a reason when absent."""
     if not (PEER / "summary_test_stats.xlsx").is_file():
@@ -46,6 +46,33 @@ def peer_vqa_dir() -> Path:
     if not (PEER_VQA / "results" / "summary_test_stats.xlsx").is_file():
         pytest.skip(f"peer VQA data not found at {PEER_VQA} (it lives beside the checkout in ../shared/peer-vqa)")
     return PEER_VQA
+
+
+# Real runs shared by the report tests (tests/report_runs.py says how each is made), built once per session (per
+# xdist worker) on first use. Tests read them and never change them.
+@pytest.fixture(scope="session")
+def planted(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """The planted run against the stand-in servers: its ``RunResult`` (``run_dir``, ``report_dir``, ``summary``)."""
+    from report_runs import planted_run
+
+    return planted_run(tmp_path_factory.mktemp("planted"))
+
+
+@pytest.fixture(scope="session")
+def imported_pair(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """Two imported and scored runs to compare, A (``baseline``) and B (``after``): their run directories."""
+    from report_runs import after_rows, baseline_rows, import_run
+
+    tmp = tmp_path_factory.mktemp("imported")
+    return import_run(tmp, "baseline", baseline_rows()), import_run(tmp, "after", after_rows())
+
+
+@pytest.fixture(scope="session")
+def peer_run(peer_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The peer's 400 recorded generations imported (with their recorded judgements) and scored: the run directory."""
+    from report_runs import peer_run as make
+
+    return make(peer_dir, tmp_path_factory.mktemp("peer") / "peer")
 
 
 @pytest.fixture(scope="session")
@@ -100,7 +127,12 @@ def invalid_summaries(folder: Path) -> list[str]:
     validator = Draft202012Validator(json.loads(SCHEMA_FILE.read_text(encoding="utf-8")))
     problems = []
     for path in sorted(p for p in folder.rglob("report/summary.json") if (p.parent.parent / "run.sqlite").is_file()):
-        for err in validator.iter_errors(json.loads(path.read_text(encoding="utf-8"))):
+        try:
+            loaded = json.loads(path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            problems.append(f"{path}: not JSON: {err}")
+            continue
+        for err in validator.iter_errors(loaded):
             where = "/".join(str(p) for p in err.absolute_path) or "(top level)"
             problems.append(f"{path}: {where}: {err.message}")
     return problems

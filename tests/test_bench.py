@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from PIL import Image
@@ -78,26 +79,36 @@ def test_prefix_caching_state_sources() -> None:
     assert prefix_caching_state(args, None) == ("off", "launch.args")
 
 
-def test_bench_against_a_streaming_server_with_known_delays(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(gpu, "load_nvml", lambda: (None, "NVML unavailable: test has no GPU"))
-    data = tmp_path / "data"
+MODEL = "Qwen2-VL-7B-Instruct-AWQ"  # a long name, for the table's width
+
+
+@pytest.fixture(scope="module")
+def streamed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, list[dict[str, Any]]]:
+    """`vlmpipe bench` at concurrency 1 and 16 against a streaming server with known delays: (result, requests)."""
+    tmp = tmp_path_factory.mktemp("bench")
+    data = tmp / "data"
     data.mkdir()
     for i in range(2):
         Image.new("RGB", (16, 16), (i * 80, 10, 10)).save(data / f"s{i}.png")
     metrics = ('vllm:num_requests_running 2\n'
                'vllm:cache_config_info{block_size="16",enable_prefix_caching="True"} 1.0\n')
-    with FakeOpenAIServer(responder=lambda _b: ANSWER, ttft_s=TTFT, token_delay_s=TOKEN_DELAY,
-                          metrics_text=metrics) as srv:
+    with pytest.MonkeyPatch.context() as mp, FakeOpenAIServer(
+            responder=lambda _b: ANSWER, ttft_s=TTFT, token_delay_s=TOKEN_DELAY, metrics_text=metrics) as srv:
+        mp.setattr(gpu, "load_nvml", lambda: (None, "NVML unavailable: test has no GPU"))
         cfg = config_from_dict({
-            "name": "bench", "output_dir": str(tmp_path / "runs"), "dataset": {"path": str(data)},
-            "models": [{"name": "fake", "model": "fake-vlm", "base_url": srv.url, "max_retries": 3}],
+            "name": "bench", "output_dir": str(tmp / "runs"), "dataset": {"path": str(data)},
+            "models": [{"name": MODEL, "model": "fake-vlm", "base_url": srv.url, "max_retries": 3}],
         })
         # requests per level: max(items, 4 × level) = 4 at concurrency 1, 64 at concurrency 16
         result = bench(cfg, BenchSettings(levels=[1, 16], warmup=1, freeze_s=5.0))
-        bodies = list(srv.requests)
+        return result, list(srv.requests)
+
+
+def test_bench_against_a_streaming_server_with_known_delays(streamed: tuple[Any, list[dict[str, Any]]]) -> None:
+    result, bodies = streamed
     assert len(bodies) == 1 + 4 + 64 and all(b["stream"] for b in bodies)
     assert result.exit_code == 0
-    levels = summary_json(result)["bench"]["models"]["fake"]["levels"]
+    levels = summary_json(result)["bench"]["models"][MODEL]["levels"]
     one, sixteen = levels["1"], levels["16"]
     for level in (one, sixteen):
         assert level["errors"] == 0 and level["freezes"] == 0 and level["tokens_source"] == "usage"
@@ -107,7 +118,7 @@ def test_bench_against_a_streaming_server_with_known_delays(tmp_path: Path, monk
     assert one["tpot_s"]["p50"] == pytest.approx(TOKEN_DELAY, abs=tolerance(TOKEN_DELAY))
     assert one["itl_s"]["p50"] == pytest.approx(TOKEN_DELAY, abs=tolerance(TOKEN_DELAY))
     assert sixteen["request_throughput"] >= 12 * one["request_throughput"]
-    assert summary_json(result)["bench"]["models"]["fake"]["prefix_caching"] == "on"
+    assert summary_json(result)["bench"]["models"][MODEL]["prefix_caching"] == "on"
     assert one["server_requests_running_max"] == 2.0
     assert one["gpu_memory_gb_peak"] is None
     assert one["unavailable"]["gpu_memory_gb_peak"] == "NVML unavailable: test has no GPU"
@@ -116,7 +127,7 @@ def test_bench_against_a_streaming_server_with_known_delays(tmp_path: Path, monk
 
     report = result.run_dir / "report"
     summary = json.loads((report / "summary.json").read_text())
-    assert summary["bench"]["models"]["fake"]["levels"]["16"]["requests"] == 64
+    assert summary["bench"]["models"][MODEL]["levels"]["16"]["requests"] == 64
     assert (report / "bench.png").stat().st_size > 10_000
 
 
@@ -133,17 +144,12 @@ def test_bench_cli_rejects_bad_levels_and_lists_presets(tmp_path: Path) -> None:
         assert name in res.output
 
 
-def test_bench_table_fits_80_columns_without_cutting_figures() -> None:
+def test_bench_table_fits_80_columns_without_cutting_figures(streamed: tuple[Any, list[dict[str, Any]]]) -> None:
     from rich.console import Console
 
     from vlmpipe.render.bench_table import COLUMNS, bench_table
 
-    dist = {"p50": 0.0123, "p99": 0.0456}
-    level = {"completed": 16, "requests": 16, "request_throughput": 7.5, "output_tokens_per_s": 412.3,
-             "ttft_s": dist, "tpot_s": dist, "itl_s": dist, "e2e_latency_s": {"p50": 1.25, "p99": 2.5},
-             "error_rate": 0.0, "freezes": 1}
-    section = {"models": {"Qwen2-VL-7B-Instruct-AWQ": {"levels": {"1": level, "16": level},
-                                                          "prefix_caching": "on"}}}
+    section = streamed[0].summary.bench  # the typed bench section of the run above
 
     def render(width: int) -> list[str]:
         console = Console(width=width, record=True)
@@ -155,14 +161,17 @@ def test_bench_table_fits_80_columns_without_cutting_figures() -> None:
     header = next(ln for ln in narrow if ln.lstrip().startswith("model"))
     assert header.split() == ["model", "conc.", "req/s", "TTFT", "p50", "TPOT", "p50", "E2E", "p50", "errors",
                               "freezes"]
-    row = next(ln for ln in narrow if ln.lstrip().startswith("Qwen"))
-    assert row.split()[1:] == ["1", "7.50", "12.3", "12.3", "1250.0", "0%", "1"]
-    body = narrow[narrow.index(row):]  # a long model name folds over lines instead of being cut
-    assert "".join(ln.split()[0] for ln in body[:3]) == "Qwen2-VL-7B-Instruct-AWQ"
+    rows = [ln.split() for ln in narrow if ln.split() and ln.split()[-2:] in (["0%", "0"],)]
+    assert [r[1] for r in rows] == ["1", "16"]  # both levels: no error, no freeze
+    first = next(i for i, ln in enumerate(narrow) if ln.split() == rows[0])
+    # a long model name folds over lines instead of being cut
+    assert "".join(ln.split()[0] for ln in narrow[first:first + 3]) == MODEL
     assert "a wider terminal shows ok/n, tok/s" in " ".join(" ".join(narrow).split())
     wide = render(220)
     header = next(ln for ln in wide if ln.lstrip().startswith("model"))
     assert all(c in header for c in COLUMNS) and "wider terminal" not in " ".join(wide)
+    row = next(ln.split() for ln in wide if ln.split()[:1] == [MODEL])
+    assert row[1:3] == ["1", "4/4"] and row[-3:] == ["0%", "0", "on"]  # 4 requests at concurrency 1
 
 
 def test_bench_says_why_requests_failed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,4 +1,10 @@
-"""compare: two runs' summaries side by side, differences, interval overlap; the CLI command."""
+"""compare: two real runs' summaries side by side (two imported runs, scored), differences, interval overlap; the CLI
+command and its errors.
+
+Run A and B (tests/report_runs.py): the 7B model answers with the references word for word in A (latencies 1.0,
+1.5, 1.0, 1.5 s) and with other words in B (1.5 s ×3 and one recorded failure); the GPTQ-Int8 variant answers the
+same in both; "retired" is only in A, two new models only in B.
+"""
 
 from __future__ import annotations
 
@@ -7,67 +13,72 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from vlmpipe.analysis.compare import compare_runs, compare_summaries
+from report_runs import AFTER_CARD, AFTER_ORDER, CARD, GOOD, INT8, NEW_MODELS, ORDER
+from vlmpipe.analysis.compare import compare_runs, compare_summaries, read_summary
 from vlmpipe.app.cli import app
 
 
-def _summary(ratio: float, ci: list[float], latency: float, extra_model: str | None = None) -> dict:
-    models = {"qwen-7b": {"role": "candidate", "n": 50, "n_errors": 0, "latency_s": {"p50": latency, "max": 2.0},
-                          "chrf_mean": 50.0, "judge": {"ratio_mean": ratio, "ratio_ci95": ci}, "unavailable": {}},
-              "qwen-2b": {"role": "candidate", "n": 50, "n_errors": 1, "latency_s": {"p50": 0.5, "max": 1.0},
-                          "judge": {"ratio_mean": 0.6, "ratio_ci95": [0.55, 0.65]}, "bleurt_mean": None}}
-    if extra_model:
-        models[extra_model] = {"role": "candidate", "n": 1}
-    return {"schema": 1, "run": {"name": "r", "items": 10, "repeats": 5}, "models": models}
+def test_compare_summaries(imported_pair: tuple[Path, Path]) -> None:
+    a, b = imported_pair
+    r = compare_summaries(read_summary(a), read_summary(b), name_a="A", name_b="B")
+    q = r.models[GOOD]
+    assert (q["latency_s.p50"].a, q["latency_s.p50"].b, q["latency_s.p50"].diff) == (1.25, 1.5, 0.25)
+    assert (q["latency_s.max"].a, q["latency_s.max"].b) == (1.5, 1.5)
+    assert (q["n_errors"].a, q["n_errors"].b) == (0, 1)
+    # lengths and chars/s from the recorded texts and latencies
+    assert q["length_chars_mean"].a == (2 * len(ORDER) + 2 * len(CARD)) / 4
+    assert q["length_chars_mean"].b == (2 * len(AFTER_ORDER) + len(AFTER_CARD)) / 3
+    speeds = [len(ORDER) / 1.0, len(ORDER) / 1.5, len(CARD) / 1.0, len(CARD) / 1.5]
+    assert abs(q["chars_per_s_mean"].a - sum(speeds) / 4) < 1e-9
+    # chrF: every A answer is the reference (100, interval [100, 100]); no B answer is: its interval ends below 100
+    chrf = q["chrf_mean"]
+    assert chrf.a == 100.0 and chrf.ci95_a == [100.0, 100.0] and chrf.ci95_b[1] < 100
+    assert chrf.intervals_overlap is False
+    same = r.models[INT8]["chrf_mean"]  # the same answers in both runs
+    assert same.diff == 0 and same.ci95_a == same.ci95_b and same.intervals_overlap is True
+    assert "latency_s.p50" in r.models[INT8] and r.models[INT8]["latency_s.p50"].ci95_a is None  # no interval
+    assert "bleurt_mean" not in q  # null in both: nothing to compare, not a zero
+    assert "judge.ratio_mean" not in q  # neither run was judged
+    keys = list(q)
+    assert keys.index("n_errors") < keys.index("chrf_mean") < keys.index("latency_s.p50")  # catalogue order
+    assert r.only_a == ["retired"] and r.only_b == NEW_MODELS
 
 
-def test_compare_summaries() -> None:
-    a = _summary(0.80, [0.76, 0.84], 1.0, extra_model="only-a")
-    b = _summary(0.90, [0.86, 0.94], 1.5)
-    r = compare_summaries(a, b)
-    q = r["models"]["qwen-7b"]
-    assert q["judge.ratio_mean"]["diff"] == 0.9 - 0.8
-    assert q["judge.ratio_mean"]["intervals_overlap"] is False
-    assert q["latency_s.p50"] == {"a": 1.0, "b": 1.5, "diff": 0.5}
-    assert r["models"]["qwen-2b"]["judge.ratio_mean"]["intervals_overlap"] is True
-    assert "bleurt_mean" not in r["models"]["qwen-2b"]  # null in both: nothing to compare, not a zero
-    assert r["only_a"] == ["only-a"] and r["only_b"] == []
-
-
-def test_compare_cli(tmp_path: Path) -> None:
-    for name, s in (("a", _summary(0.80, [0.76, 0.84], 1.0)), ("b", _summary(0.82, [0.78, 0.86], 1.0))):
-        (tmp_path / name / "report").mkdir(parents=True)
-        (tmp_path / name / "report" / "summary.json").write_text(json.dumps(s))
-    res = CliRunner().invoke(app, ["compare", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path)],
-                             env={"COLUMNS": "200"})
+def test_compare_cli(imported_pair: tuple[Path, Path], tmp_path: Path) -> None:
+    a, b = imported_pair
+    res = CliRunner().invoke(app, ["compare", str(a), str(b), "--out", str(tmp_path)], env={"COLUMNS": "200"})
     assert res.exit_code == 0, res.output
-    assert "judge.ratio_mean" in res.output and "overlap" in res.output and "+0.02" in res.output
+    assert "latency_s.p50" in res.output and "do not overlap" in res.output and "+0.25" in res.output
+    assert "only in A: retired" in res.output and f"only in B: {', '.join(NEW_MODELS)}" in res.output
     saved = json.loads((tmp_path / "compare.json").read_text())
-    assert saved == compare_runs(tmp_path / "a", tmp_path / "b") | {"a": saved["a"], "b": saved["b"]}
+    assert saved == compare_runs(a, b).to_dict()
+    assert saved["models"][GOOD]["latency_s.p50"] == {"a": 1.25, "b": 1.5, "diff": 0.25}  # no interval, no keys
+    assert saved["a"]["name"] == str(a) and saved["a"]["run"]["name"] == "baseline"
+    assert "summary_written" in saved["a"]
+    everything = CliRunner().invoke(app, ["compare", str(a), str(b), "--all"], env={"COLUMNS": "200"})
+    assert "rouge2_f_mean" in everything.output and "rouge2_f_mean" not in res.output  # not a headline field
     (tmp_path / "empty").mkdir()
-    missing = CliRunner().invoke(app, ["compare", str(tmp_path / "a"), str(tmp_path / "empty")],
-                                 env={"COLUMNS": "300"})
+    missing = CliRunner().invoke(app, ["compare", str(a), str(tmp_path / "empty")], env={"COLUMNS": "300"})
     assert missing.exit_code == 2 and "no report/summary.json" in missing.output
 
 
-def test_compare_out_that_is_a_file_is_a_clear_error(tmp_path: Path) -> None:
-    for name in ("a", "b"):
-        (tmp_path / name / "report").mkdir(parents=True)
-        (tmp_path / name / "report" / "summary.json").write_text(json.dumps(_summary(0.8, [0.76, 0.84], 1.0)))
+def test_compare_out_that_is_a_file_is_a_clear_error(imported_pair: tuple[Path, Path], tmp_path: Path) -> None:
+    a, b = imported_pair
     blocker = tmp_path / "out.txt"
     blocker.write_text("x")
-    res = CliRunner().invoke(app, ["compare", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(blocker)])
+    res = CliRunner().invoke(app, ["compare", str(a), str(b), "--out", str(blocker)])
     assert res.exit_code == 2  # was a FileExistsError traceback
     assert f"--out {blocker}: cannot create the folder: a file is in the way" in " ".join(res.stderr.split())
 
 
-def test_compare_with_a_broken_summary_is_a_clear_error(tmp_path: Path) -> None:
-    (tmp_path / "a" / "report").mkdir(parents=True)
-    (tmp_path / "a" / "report" / "summary.json").write_text(json.dumps(_summary(0.8, [0.76, 0.84], 1.0)))
-    (tmp_path / "b" / "report").mkdir(parents=True)
-    (tmp_path / "b" / "report" / "summary.json").write_text('{"schema": 1, "mod')  # cut short
-    res = CliRunner().invoke(app, ["compare", str(tmp_path / "a"), str(tmp_path / "b")])
+def test_compare_with_a_broken_summary_is_a_clear_error(imported_pair: tuple[Path, Path], tmp_path: Path) -> None:
+    a, _b = imported_pair
+    broken = tmp_path / "b" / "report" / "summary.json"
+    broken.parent.mkdir(parents=True)
+    broken.write_text((a / "report" / "summary.json").read_text(encoding="utf-8")[:40])  # cut short
+    res = CliRunner().invoke(app, ["compare", str(a), str(tmp_path / "b")])
+    broken.unlink()  # not a summary of a run: keep it out of the end-of-session schema check
     assert res.exit_code == 2  # was a JSONDecodeError traceback
     text = " ".join(res.stderr.split())
-    assert f"{tmp_path / 'b' / 'report' / 'summary.json'}: not valid JSON" in text
+    assert f"{broken}: not valid JSON" in text
     assert f"run `vlmpipe report {tmp_path / 'b'}` to write it again" in text

@@ -1,43 +1,35 @@
-"""The report's accessors: families, pairwise normalisation, per-answer marks and highlighting pieces."""
+"""What the report marks on each answer, read from the planted run's scored generations; model families; the
+highlighting pieces."""
 
 from __future__ import annotations
 
-from vlmpipe.analysis import access
+from typing import Any
+
+from report_runs import GOOD, SMALL
+from vlmpipe.analysis.aggregate import generation_table
+from vlmpipe.analysis.families import family, same_family
+from vlmpipe.app.pipeline import open_store
 from vlmpipe.render import data
 
 
 def test_family_strips_variant_suffixes() -> None:
-    assert access.family("Qwen2-VL-7B-Instruct-GPTQ-Int4") == "Qwen2-VL-7B-Instruct"
-    assert access.family("Qwen/Qwen2-VL-7B-Instruct-AWQ") == "Qwen2-VL-7B-Instruct"
-    assert access.family("Qwen2-VL-2B-Instruct") == "Qwen2-VL-2B-Instruct"
-    assert access.family("llava-1.6-fp8") == "llava-1.6"
-    assert access.family("Qwen2-VL-2B-Instruct") != access.family("Qwen2-VL-7B-Instruct")
+    assert family("Qwen2-VL-7B-Instruct-GPTQ-Int4") == "Qwen2-VL-7B-Instruct"
+    assert family("Qwen/Qwen2-VL-7B-Instruct-AWQ") == "Qwen2-VL-7B-Instruct"
+    assert family("Qwen2-VL-2B-Instruct") == "Qwen2-VL-2B-Instruct"
+    assert family("llava-1.6-fp8") == "llava-1.6"
+    assert not same_family("Qwen2-VL-2B-Instruct", "Qwen2-VL-7B-Instruct")
 
 
-def test_pairwise_spellings_and_reversal() -> None:
-    s = {"pairwise": [{"model_a": "x", "model_b": "y", "difference": 0.1, "diff_ci95": [0.02, 0.2],
-                       "prob_a_better": 0.97}, {"a": "x"}, "junk"]}
-    pairs = access.pairwise(s)
-    assert len(pairs) == 1 and pairs[0]["ci95"] == (0.02, 0.2) and pairs[0]["p_a_better"] == 0.97
-    back = access.find_pair(pairs, "y", "x")
-    assert back["diff"] == -0.1 and back["ci95"] == (-0.2, -0.02) and abs(back["p_a_better"] - 0.03) < 1e-12
-    assert access.find_pair(pairs, "x", "z") is None
-    as_judge_writes = {"pairwise": {"judge.ratio": [{"a": "x", "b": "y", "metric": "judge.ratio_mean", "diff": 0.1,
-                                                     "ci95": [0.02, 0.2], "p_a_better": 0.97, "n_items": 10}]}}
-    (p,) = access.pairwise(as_judge_writes)
-    assert p["metric"] == "judge.ratio_mean" and p["n"] == 10 and p["ci95"] == (0.02, 0.2)
-
-
-def test_marks_from_metric_details() -> None:
-    mk = data.marks({"language": (None, "en"), "spelling_errors": (2.0, {"words": ["праходит", "денги"]}),
-                     "hallucinated_numbers": (1.0, ["43"])})
-    assert mk == {"language": "en", "off_language": True, "misspelled": ["праходит", "денги"], "invented": ["43"]}
-    assert data.marks({"language": (None, "ru"), "off_language": (0.0, None)})["off_language"] is False
-    assert data.marks({})["off_language"] is False
-    short = data.marks({"language": (None, "short")})  # too short to judge: neither a language nor off
-    assert short["language"] is None and short["off_language"] is False
-    grounding = data.marks({"hallucinated_numbers": (1.0, {"numbers": ["43"], "sources": ["reference"]})})
-    assert grounding["invented"] == ["43"]
+def test_marks_from_the_metrics_details(planted: Any) -> None:
+    with open_store(planted.run_dir) as store:
+        rows = {(r["model"], r["item"]): r for r in generation_table(store) if r["error"] is None}
+    misspelled = data.marks(rows[(SMALL, "failed_payment")]["metrics"])  # «Не праходит ... 43 рубля»
+    assert misspelled == {"language": "ru", "off_language": False, "misspelled": ["праходит"], "invented": ["43"]}
+    english = data.marks(rows[(SMALL, "cancelled_order")]["metrics"])  # «Hello! My order was cancelled...»
+    assert english["language"] == "en" and english["off_language"] is True
+    clean = data.marks(rows[(GOOD, "blocked_card")]["metrics"])  # the reference word for word
+    assert clean == {"language": "ru", "off_language": False, "misspelled": [], "invented": []}
+    assert data.marks({})["off_language"] is False  # an unscored answer has no marks
 
 
 def test_segments_mark_whole_words_case_insensitively() -> None:

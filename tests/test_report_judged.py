@@ -9,6 +9,7 @@ import pytest
 
 import vlmpipe
 from browser import Chromium, chromium_path
+from conftest import summary_json
 from fakeserver import FakeOpenAIServer
 from test_judge import BAD, GOOD, ITEMS, BiasedJudge, candidate_responder, make_config
 from vlmpipe.app.pipeline import open_store
@@ -21,7 +22,7 @@ def test_report_of_a_judged_run(tmp_path: Path) -> None:
         result = vlmpipe.run(cfg, show_progress=False)
     assert result.exit_code == 0
     report_dir = result.report_dir
-    s = result.summary
+    s = summary_json(result)
     assert s["models"][GOOD]["judge"]["ratio_mean"] > s["models"][BAD]["judge"]["ratio_mean"]
     best = next(f for f in s["findings"] if f["kind"] == "best")
     assert best["evidence"]["model"] == GOOD and best["evidence"]["metric"] == "judge.ratio_mean"
@@ -34,7 +35,7 @@ def test_report_of_a_judged_run(tmp_path: Path) -> None:
     assert n_judged == 2 * len(ITEMS) * 2 * 2  # models × items × repeats × both orders
     wb = openpyxl.load_workbook(report_dir / "results.xlsx")
     assert wb["judgements"].max_row - 1 == n_judged
-    assert {p.name for p in report_dir.glob("*.png")} >= {"judge_ratio.png", "decision.png", "latency.png"}
+    assert {p.name for p in report_dir.glob("*.png")} >= {"field_judge_ratio_mean.png", "decision.png", "latency.png"}
 
     with Chromium(tmp_path / "browser") as browser:
         page = browser.open(report_dir / "index.html")

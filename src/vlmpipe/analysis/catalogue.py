@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import vlmpipe.metrics  # noqa: F401  (registers the metrics and their fields, plugins included)
 from vlmpipe.core.fields import Alert, SummaryField, catalogue, register_fields
+from vlmpipe.metrics.base import REGISTRY
 
 #: The judge's per-generation ratio column (candidate score / reference score of one judgement).
 JUDGE_RATIO = "judge_ratio"
@@ -96,3 +97,8 @@ def paired_fields() -> list[SummaryField]:
 def column_fields() -> list[SummaryField]:
     """Fields aggregated from a per-generation (or per-item) column: they carry ``fields.<key>`` in the summary."""
     return [f for f in catalogue() if f.column is not None]
+
+
+def technical_columns() -> set[str]:
+    """The per-generation columns of the technical tables: every column of a metric with a ``technical`` field."""
+    return {c for cls in REGISTRY.values() if any(f.technical for f in cls.fields) for c in cls.columns}

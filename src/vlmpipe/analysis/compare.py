@@ -11,14 +11,15 @@ prove there is no change. Summaries of schema 1 of any vlmpipe version are read;
 from __future__ import annotations
 
 import json
+import math
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from vlmpipe.analysis.catalogue import catalogue, headline_fields
-from vlmpipe.analysis.summary import SCHEMA_VERSION, RunSummary, number
+from vlmpipe.analysis.summary import SCHEMA_VERSION, RunInfo, RunSummary, number
 
 #: What ``numeric_fields`` leaves out: the per-field records (compared through their values) and the counts by kind.
 SKIP = {"fields", "unavailable", "errors_by_kind", "within_item_std", "injection"}
@@ -84,36 +85,76 @@ def overlap(a: tuple[float, float], b: tuple[float, float]) -> bool:
     return a[0] <= b[1] and b[0] <= a[1]
 
 
-def compare_summaries(a: RunSummary, b: RunSummary, *, name_a: str = "A", name_b: str = "B") -> dict[str, Any]:
-    """``{"a", "b", "models": {model: {field: {a, b, diff[, ci95_a, ci95_b, intervals_overlap]}}}, "only_a",
-    "only_b"}``; fields in catalogue order, then the other numbers."""
+class Compared(BaseModel):
+    """One number of one model in both runs: A, B, B − A, and where both runs have its 95% interval, both
+    intervals and whether they overlap."""
+
+    a: float
+    b: float
+    diff: float
+    ci95_a: list[float] | None = None
+    ci95_b: list[float] | None = None
+    intervals_overlap: bool | None = None
+
+
+class ComparedRun(BaseModel):
+    """One side: the path it was given as (``name``), its summary's ``run`` section, when the summary was written."""
+
+    name: str
+    run: RunInfo
+    summary_written: str | None = None
+
+
+class Comparison(BaseModel):
+    """The result of ``vlmpipe compare`` (``compare.json`` is :meth:`to_dict`)."""
+
+    a: ComparedRun
+    b: ComparedRun
+    models: dict[str, dict[str, Compared]] = Field(
+        default_factory=dict, description="{model in both runs: {field: Compared}}, catalogue fields first")
+    only_a: list[str] = Field(default_factory=list)
+    only_b: list[str] = Field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """``compare.json``: a field's interval keys only where both runs have its interval; ``summary_written`` only
+        when known."""
+        out = self.model_dump(mode="json")
+        for side in ("a", "b"):
+            if out[side]["summary_written"] is None:
+                del out[side]["summary_written"]
+        out["models"] = {m: {k: v.model_dump(mode="json", exclude_none=True) for k, v in fields.items()}
+                         for m, fields in self.models.items()}
+        return out
+
+
+def compare_summaries(a: RunSummary, b: RunSummary, *, name_a: str = "A", name_b: str = "B") -> Comparison:
+    """Every model both summaries have, every number both have for it (catalogue fields in catalogue order, then
+    the other numbers), and the models only one has."""
     order = {f.key: i for i, f in enumerate(catalogue())}
-    models: dict[str, Any] = {}
+    models: dict[str, dict[str, Compared]] = {}
     for m in (n for n in a.names() if n in b.models):
         ma, mb = a.models[m], b.models[m]
         fa, fb = numeric_fields(ma), numeric_fields(mb)
         keys = sorted((k for k in fa if k in fb), key=lambda k: (order.get(k, len(order)), list(fa).index(k)))
-        metrics: dict[str, dict[str, Any]] = {}
+        metrics: dict[str, Compared] = {}
         for k in keys:
-            entry: dict[str, Any] = {"a": fa[k], "b": fb[k], "diff": fb[k] - fa[k]}
+            same = math.isclose(fa[k], fb[k], rel_tol=1e-12, abs_tol=1e-12)  # a mean summed in another order
+            entry = Compared(a=fa[k], b=fb[k], diff=0.0 if same else fb[k] - fa[k])
             ia, ib = ma.interval(k), mb.interval(k)
             if ia and ib:
-                entry.update(ci95_a=list(ia), ci95_b=list(ib), intervals_overlap=overlap(ia, ib))
+                entry = entry.model_copy(update={"ci95_a": list(ia), "ci95_b": list(ib),
+                                                 "intervals_overlap": overlap(ia, ib)})
             metrics[k] = entry
         models[m] = metrics
-    return {
-        "a": {"name": name_a, "run": a.run.model_dump()},
-        "b": {"name": name_b, "run": b.run.model_dump()},
-        "models": models,
-        "only_a": [m for m in a.names() if m not in b.models],
-        "only_b": [m for m in b.names() if m not in a.models],
-    }
+    return Comparison(
+        a=ComparedRun(name=name_a, run=a.run), b=ComparedRun(name=name_b, run=b.run), models=models,
+        only_a=[m for m in a.names() if m not in b.models], only_b=[m for m in b.names() if m not in a.models])
 
 
-def compare_runs(run_a: str | Path, run_b: str | Path) -> dict[str, Any]:
+def compare_runs(run_a: str | Path, run_b: str | Path) -> Comparison:
     """Compare two runs' summaries. Each side also gets ``summary_written``: when its summary.json was written (UTC).
     """
     file_a, file_b = summary_file(run_a), summary_file(run_b)
     result = compare_summaries(read_summary(file_a), read_summary(file_b), name_a=str(run_a), name_b=str(run_b))
-    result["a"]["summary_written"], result["b"]["summary_written"] = written_at(file_a), written_at(file_b)
+    result.a.summary_written, result.b.summary_written = written_at(file_a), written_at(file_b)
     return result

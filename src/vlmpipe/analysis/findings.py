@@ -135,6 +135,9 @@ def derive_findings(summary: RunSummary) -> list[Finding]:
         ld = lead(summary, best, second, q)
         if ld["significant"] is True:
             verdict = "its lead is significant"
+        elif ld["significant"] is False and ld["how"] == "pairwise":
+            verdict = ("its lead is not significant (the 95% interval of the paired difference includes 0: the two "
+                       "are not separable)")
         elif ld["significant"] is False:
             verdict = "its lead is not significant (the 95% intervals overlap: the two are not separable)"
         else:

@@ -196,13 +196,13 @@ def compare(
     except (FileNotFoundError, ValueError) as err:
         _fail_start(str(err))
     console.print(f"A = {run_a}\nB = {run_b}", highlight=False)
-    if result["models"]:
+    if result.models:
         console.print(compare_table(result, None if all_fields else headline()))
     else:
         console.print("no models in common")
-    for side in ("only_a", "only_b"):
-        if result[side]:
-            console.print(f"only in {side[-1].upper()}: {', '.join(result[side])}")
+    for side, only in (("A", result.only_a), ("B", result.only_b)):
+        if only:
+            console.print(f"only in {side}: {', '.join(only)}")
     if out is not None:
         console.print(f"written: {out / 'compare.json'}, {out / 'compare.html'}")
 
@@ -238,8 +238,7 @@ def bench(
         result = bench_pipeline(config, settings, log=say)
     except (ConfigError, DatasetError) as err:
         _fail_start(str(err))
-    bench = result.summary.bench
-    console.print(bench_table(bench.model_dump() if bench else {}, width=console.width))
+    console.print(bench_table(result.summary.bench, width=console.width))
     console.print(f"bench: {result.run_dir / 'report' / 'summary.json'} (bench), "
                   f"{result.run_dir / 'report' / 'bench.png'}")
     raise typer.Exit(result.exit_code)

@@ -30,6 +30,7 @@ from vlmpipe.stages.score import enabled_metrics, score_run
 from vlmpipe.tasks import resolve
 
 if TYPE_CHECKING:
+    from vlmpipe.analysis.compare import Comparison
     from vlmpipe.analysis.summary import RunSummary
     from vlmpipe.stages.bench import BenchSettings
     from vlmpipe.stages.judge import JudgeOutcome
@@ -228,7 +229,7 @@ def bench(config: RunConfig | str | Path, settings: BenchSettings | None = None,
     return RunResult(measured.run_dir, summary, measured.exit_code)
 
 
-def compare(run_a: str | Path, run_b: str | Path, *, out: Path | None = None) -> dict[str, Any]:
+def compare(run_a: str | Path, run_b: str | Path, *, out: Path | None = None) -> Comparison:
     """Compare two runs' summaries; with ``out``, also write ``compare.json`` and ``compare.html`` there."""
     from vlmpipe.analysis.compare import compare_runs, headline
     from vlmpipe.render.compare_html import render_compare
@@ -236,6 +237,7 @@ def compare(run_a: str | Path, run_b: str | Path, *, out: Path | None = None) ->
     result = compare_runs(run_a, run_b)
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
-        (out / "compare.json").write_text(json.dumps(result, ensure_ascii=False, indent=2), encoding="utf-8")
+        (out / "compare.json").write_text(json.dumps(result.to_dict(), ensure_ascii=False, indent=2),
+                                          encoding="utf-8")
         (out / "compare.html").write_text(render_compare(result, headline()), encoding="utf-8")
     return result

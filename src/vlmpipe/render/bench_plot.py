@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+
+from vlmpipe.analysis.summary import BenchLevel, BenchSection, Percentiles
 
 PANELS = [
     ("ttft_s", "p50", "TTFT p50, s"),
@@ -15,10 +16,18 @@ PANELS = [
 ]
 
 
-def plot_bench(section: dict[str, Any], path: Path) -> Path | None:
+def figure(level: BenchLevel, key: str, stat: str | None) -> float | None:
+    """One figure of a level: ``request_throughput``, or a percentile of a distribution (``ttft_s``, ``p50``)."""
+    value = getattr(level, key, None)
+    if isinstance(value, Percentiles):
+        value = getattr(value, stat or "", None)
+    return None if value is None else float(value)
+
+
+def plot_bench(section: BenchSection, path: Path) -> Path | None:
     """Draw the bench section; returns the path, or ``None`` when there is nothing to draw."""
-    models = {m: e for m, e in (section.get("models") or {}).items()
-              if any(lv.get("request_throughput") is not None for lv in e.get("levels", {}).values())}
+    models = {m: e for m, e in section.models.items()
+              if any(lv.request_throughput is not None for lv in e.levels.values())}
     if not models:
         return None
     import matplotlib
@@ -27,18 +36,16 @@ def plot_bench(section: dict[str, Any], path: Path) -> Path | None:
     import matplotlib.pyplot as plt
     from matplotlib.ticker import NullFormatter, ScalarFormatter
 
-    levels = sorted({int(lv) for e in models.values() for lv in e["levels"]})
+    levels = sorted({int(lv) for e in models.values() for lv in e.levels})
     fig, axes = plt.subplots(2, 3, figsize=(14, 7.5))
     for ax, (key, stat, title) in zip(axes.flat, PANELS, strict=True):
         for name, entry in models.items():
             xs, ys = [], []
-            for level, data in entry["levels"].items():
-                value = data.get(key)
-                if isinstance(value, dict):
-                    value = value.get(stat or "")
+            for level, data in entry.levels.items():
+                value = figure(data, key, stat)
                 if value is not None:
                     xs.append(int(level))
-                    ys.append(float(value))
+                    ys.append(value)
             if xs:
                 ax.plot(xs, ys, marker="o", label=name)
         ax.set_title(title)

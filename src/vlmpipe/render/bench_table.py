@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from rich import box
 from rich.table import Table
+
+from vlmpipe.analysis.summary import BenchSection, Percentiles
 
 COLUMNS = ("model", "conc.", "ok/n", "req/s", "tok/s", "TTFT p50", "TTFT p99", "TPOT p50", "TPOT p99",
            "ITL p50", "ITL p99", "E2E p50", "E2E p99", "errors", "freezes", "prefix cache")
@@ -13,33 +13,32 @@ COLUMNS = ("model", "conc.", "ok/n", "req/s", "tok/s", "TTFT p50", "TTFT p99", "
 DROP_ORDER = ("prefix cache", "ITL p99", "ITL p50", "TPOT p99", "TTFT p99", "E2E p99", "tok/s", "ok/n")
 
 
-def _ms(d: Any, stat: str) -> str:
-    return "—" if not isinstance(d, dict) or d.get(stat) is None else f"{d[stat] * 1000:.1f}"
+def _ms(d: Percentiles | None, stat: str) -> str:
+    value = None if d is None else getattr(d, stat)
+    return "—" if value is None else f"{value * 1000:.1f}"
 
 
-def _rows(section: dict[str, Any]) -> list[list[str]]:
+def _rows(section: BenchSection | None) -> list[list[str]]:
     rows = []
-    for name, entry in (section.get("models") or {}).items():
-        for level, d in entry.get("levels", {}).items():
-            if d.get("error"):
-                rows.append([name, str(level), "—", "—", "—", *["—"] * 8, "server failed", "—",
-                             entry.get("prefix_caching", "unknown")])
+    for name, entry in (section.models if section else {}).items():
+        caching = entry.prefix_caching or "unknown"
+        for level, d in entry.levels.items():
+            if d.error:
+                rows.append([name, level, "—", "—", "—", *["—"] * 8, "server failed", "—", caching])
                 continue
-            rps, tps = d.get("request_throughput"), d.get("output_tokens_per_s")
+            rps, tps = d.request_throughput, d.output_tokens_per_s
             rows.append([
-                name, str(level), f"{d['completed']}/{d['requests']}",
+                name, level, f"{d.completed}/{d.requests}",
                 "—" if rps is None else f"{rps:.2f}", "—" if tps is None else f"{tps:.1f}",
-                _ms(d.get("ttft_s"), "p50"), _ms(d.get("ttft_s"), "p99"),
-                _ms(d.get("tpot_s"), "p50"), _ms(d.get("tpot_s"), "p99"),
-                _ms(d.get("itl_s"), "p50"), _ms(d.get("itl_s"), "p99"),
-                _ms(d.get("e2e_latency_s"), "p50"), _ms(d.get("e2e_latency_s"), "p99"),
-                f"{d['error_rate']:.0%}" if d.get("error_rate") is not None else "—",
-                str(d.get("freezes", 0)), entry.get("prefix_caching", "unknown"),
+                _ms(d.ttft_s, "p50"), _ms(d.ttft_s, "p99"), _ms(d.tpot_s, "p50"), _ms(d.tpot_s, "p99"),
+                _ms(d.itl_s, "p50"), _ms(d.itl_s, "p99"), _ms(d.e2e_latency_s, "p50"), _ms(d.e2e_latency_s, "p99"),
+                f"{d.error_rate:.0%}" if d.error_rate is not None else "—",
+                str(d.freezes or 0), caching,
             ])
     return rows
 
 
-def bench_table(section: dict[str, Any], width: int | None = None) -> Table:
+def bench_table(section: BenchSection | None, width: int | None = None) -> Table:
     """With ``width``, the least important columns are left out until the table fits (never cut to "…")."""
     rows = _rows(section)
     keep = list(range(len(COLUMNS)))

@@ -6,13 +6,12 @@ order; a column is shown when any model has it, and in a narrow terminal the low
 
 from __future__ import annotations
 
-from typing import Any
-
 from rich import box
 from rich.console import Group
 from rich.table import Table
 
 from vlmpipe.analysis.catalogue import console_fields
+from vlmpipe.analysis.compare import Comparison
 from vlmpipe.analysis.summary import RunSummary
 from vlmpipe.core.fields import SummaryField
 
@@ -76,14 +75,14 @@ def _cell(summary: RunSummary, name: str, f: SummaryField, quality: SummaryField
     return text
 
 
-def compare_table(result: dict[str, Any], fields: list[str] | None = None) -> Group:
+def compare_table(result: Comparison, fields: list[str] | None = None) -> Group:
     """Per model both runs have, one row per field: A, B, B − A and whether the 95% intervals overlap.
 
     One small table per model, titled with its name, so that neither the name nor a field is cut to
     "Qwen2-VL-7B-Ins…" in an 80-column terminal.
     """
     tables = []
-    for model, metrics in result["models"].items():
+    for model, metrics in result.models.items():
         table = Table(title=f"{model}: B − A", title_justify="left")
         table.add_column("field", justify="left", overflow="fold")
         for t in ("A", "B", "B − A", "95% intervals"):
@@ -91,8 +90,8 @@ def compare_table(result: dict[str, Any], fields: list[str] | None = None) -> Gr
         for f, v in metrics.items():
             if fields and f not in fields:
                 continue
-            ov = v.get("intervals_overlap")
-            table.add_row(f, f"{v['a']:.4g}", f"{v['b']:.4g}", f"{v['diff']:+.4g}",
+            ov = v.intervals_overlap
+            table.add_row(f, f"{v.a:.4g}", f"{v.b:.4g}", f"{v.diff:+.4g}",
                           "" if ov is None else ("overlap" if ov else "do not overlap"))
         tables.append(table)
     return Group(*tables)

@@ -6,11 +6,20 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from vlmpipe.analysis.access import first, get, number
+from vlmpipe.analysis.summary import number
 
-#: Per-generation metrics of the technical sheet (summary_test_stats.xlsx of the original); the rest are automatic.
-TECH_METRICS = ("spelling_errors", "non_ru_en_letters", "en_letters_pct", "unique_en_words", "language",
-                "off_language", "perplexity")
+#: Per-generation columns the gallery shows as marks and badges (not as score chips): the answer's language and
+#: its invented numbers.
+MARKED_COLUMNS = frozenset({"language", "off_language", "hallucinated_numbers"})
+
+
+def first(d: dict[str, Any], *keys: str) -> Any:
+    """The value of the first of ``keys`` that ``d`` has (not ``None``)."""
+    for k in keys:
+        if d.get(k) is not None:
+            return d[k]
+    return None
+
 
 def judgement_view(row: dict[str, Any]) -> dict[str, Any]:
     """A judgement's scores and explanation under fixed names, whatever the table calls them."""
@@ -49,7 +58,7 @@ def marks(metrics: dict[str, tuple[float | None, Any]], expected_language: str =
     lang = metrics.get("language")
     if lang is not None:
         _v, d = lang
-        d = d if isinstance(d, str) else get(d, "language") if isinstance(d, dict) else None
+        d = d if isinstance(d, str) else d.get("language") if isinstance(d, dict) else None
         language = d if isinstance(d, str) and re.fullmatch(r"[a-z]{2,3}", d) else None  # not "short"/"undetermined"
     off = metrics.get("off_language")
     if off is not None and number(off[0]) is not None:

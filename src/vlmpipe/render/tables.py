@@ -1,9 +1,11 @@
 """Tables of a run: the per-generation CSV (a contract, see DESIGN.md) and the xlsx workbook.
 
 The workbook has the sheets of the original pipeline's three files plus the per-model summary: ``summary`` (one
-row per model, intervals split into ``.lo``/``.hi``), ``tech_stats`` (per generation: timings, length, speed,
-spelling, letters, language, perplexity — ``summary_test_stats.xlsx``), ``auto_metrics`` (per generation with the
-reference: overlap, semantic and grounding metrics — ``auto_metrics_stats.xlsx``), ``judgements`` (per judgement:
+row per model, flattened from the typed summary: every catalogue field the run has with its intervals split into
+``.lo``/``.hi``), ``tech_stats`` (per generation: timings, length, speed and the columns of the metrics with a
+technical field — spelling, letters, language, perplexity: ``summary_test_stats.xlsx``), ``auto_metrics`` (per
+generation with the reference: every other metric — overlap, semantic, grounding: ``auto_metrics_stats.xlsx``),
+``judgements`` (per judgement:
 scores and explanations — ``judgement_scores.xlsx``; says "judge not run" when the store has none) and
 ``generations`` (the full contract table). Each sheet is also written as CSV.
 
@@ -22,9 +24,10 @@ from openpyxl.styles import Alignment, Font
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
 
-from vlmpipe.analysis import access
+from vlmpipe.analysis.catalogue import catalogue, technical_columns
+from vlmpipe.analysis.summary import ModelSummary, RunSummary, number
+from vlmpipe.core.fields import SummaryField
 from vlmpipe.metrics.base import REGISTRY
-from vlmpipe.render import data
 
 BASE_COLUMNS = ["model", "item", "repeat", "text", "error", "latency_s", "ttft_s", "length_chars", "chars_per_s"]
 EXTRA_COLUMNS = ["role", "error_kind", "output_tokens_per_s", "prompt_tokens", "completion_tokens"]
@@ -81,26 +84,50 @@ def write_sheet(ws: Worksheet, header: list[str], rows: list[list[Any]], *, widt
         ws.column_dimensions[get_column_letter(i)].width = width
 
 
-def flatten_summary(models: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
-    """One row per model; nested aggregates become ``latency_s.p95``-style columns."""
+#: Per-model entries the summary sheet leaves out: lists and counts by kind (``errors_by_kind`` is the Errors table;
+#: ``unavailable`` the reasons) and the per-field records, flattened from the catalogue instead.
+NOT_FLATTENED = {"fields", "unavailable", "errors_by_kind", "within_item_std"}
+
+
+def _flat(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Scalars under dotted keys; a two-number list is an interval, split into ``.lo`` and ``.hi``."""
+    out: dict[str, Any] = {}
+    for k, v in data.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{key}."))
+        elif isinstance(v, list):
+            if len(v) == 2 and all(number(x) is not None for x in v):
+                out[f"{key}.lo"], out[f"{key}.hi"] = v
+        elif v is not None:
+            out[key] = v
+    return out
+
+
+def _field_columns(m: ModelSummary, f: SummaryField) -> dict[str, Any]:
+    """A catalogue field's columns: its value, and for a mean or rate both 95% intervals."""
+    out: dict[str, Any] = {f.key: m.value(f.key)}
+    if f.interval:
+        for name, naive in (("ci95", False), ("ci95_naive", True)):
+            ci = m.interval(f.key, naive=naive)
+            out[f"{f.key}.{name}.lo"], out[f"{f.key}.{name}.hi"] = ci if ci else (None, None)
+    return out
+
+
+def flatten_summary(summary: RunSummary) -> tuple[list[str], list[list[Any]]]:
+    """One row per model: ``model``, ``role``, then every catalogue field some model has (plugins' included), in
+    catalogue order, with its intervals (``chrf_mean.ci95.lo``...), then the summary's other numbers and labels
+    (``judge.tie_rate``, ``judge.ratio_ci95.lo``, ``perplexity_scorer``...)."""
+    names = summary.names()
+    fields = [f for f in catalogue() if summary.present(f.key, names)]
     flat_rows: list[dict[str, Any]] = []
-    for name, s in models.items():
-        flat: dict[str, Any] = {"model": name}
-        for k, v in s.items():
-            if k in ("unavailable", "errors_by_kind"):
-                continue
-            if isinstance(v, dict):
-                for k2, v2 in v.items():
-                    if isinstance(v2, list) and len(v2) == 2 and all(access.number(x) is not None for x in v2):
-                        flat[f"{k}.{k2}.lo"], flat[f"{k}.{k2}.hi"] = v2
-                    elif not isinstance(v2, dict | list):
-                        flat[f"{k}.{k2}"] = v2
-            elif isinstance(v, list) and len(v) == 2 and all(access.number(x) is not None for x in v):
-                flat[f"{k}.lo"], flat[f"{k}.hi"] = v
-            elif isinstance(v, list):
-                flat[k] = ", ".join(f"{x:.3f}" if isinstance(x, float) else str(x) for x in v)
-            else:
-                flat[k] = v
+    for name in names:
+        m = summary.models[name]
+        flat: dict[str, Any] = {"model": name, "role": m.role}
+        for f in fields:
+            flat.update(_field_columns(m, f))
+        rest = _flat({k: v for k, v in m.model_dump(mode="json").items() if k not in NOT_FLATTENED})
+        flat.update({k: v for k, v in rest.items() if k not in flat})
         flat_rows.append(flat)
     header: list[str] = []
     for f in flat_rows:
@@ -122,10 +149,13 @@ def detail_text(detail: Any) -> str | None:
 
 def per_generation_sheet(table: list[dict[str, Any]], items: dict[str, dict[str, Any]], *, tech: bool
                          ) -> tuple[list[str], list[list[Any]]]:
-    """The technical (``tech=True``) or automatic-metrics sheet: one row per generation, the metrics of that
+    """The technical (``tech=True``) or automatic-metrics sheet: one row per generation, the metric columns of that
     kind that this run has, and a ``<metric>_detail`` column where a metric lists words (misspellings,
-    invented numbers, missing facts)."""
-    cols = [c for c in metric_columns(table) if (c in data.TECH_METRICS) == tech]
+    invented numbers, missing facts). A metric's columns are technical when any of its fields is
+    (:func:`vlmpipe.analysis.catalogue.technical_columns`); a recorded score (``recorded_<column>``) goes with its
+    column, any other stored score with the automatic metrics."""
+    technical = technical_columns()
+    cols = [c for c in metric_columns(table) if (c.removeprefix("recorded_") in technical) == tech]
     details = [c for c in cols if any(detail_text(r["metrics"].get(c, (None, None))[1]) for r in table)]
     if tech:
         base = ["model", "item", "repeat", "text", "error", "latency_s", "ttft_s", "length_chars", "chars_per_s",
@@ -169,18 +199,18 @@ def _cell(v: Any) -> Any:
     return detail_text(v) if isinstance(v, list | dict) else v
 
 
-def workbook_tables(summary: dict[str, Any], table: list[dict[str, Any]], items: dict[str, dict[str, Any]],
+def workbook_tables(summary: RunSummary, table: list[dict[str, Any]], items: dict[str, dict[str, Any]],
                     judgements: list[dict[str, Any]] | None) -> dict[str, tuple[list[str], list[list[Any]]]]:
     """Every sheet of the workbook as ``{name: (header, rows)}``; ``judgements`` is ``None`` when not run."""
     sheets = {
-        "summary": flatten_summary(summary["models"]),
+        "summary": flatten_summary(summary),
         "tech_stats": per_generation_sheet(table, items, tech=True),
         "auto_metrics": per_generation_sheet(table, items, tech=False),
     }
     if judgements is not None:
         sheets["judgements"] = judgement_rows(judgements, items)
     else:
-        why = (summary.get("judge_status") or {}).get("message") or (
+        why = (summary.judge_status.message if summary.judge_status else "") or (
             "enable the judge in the run's config and run `vlmpipe judge RUN`")
         sheets["judgements"] = (["judge"], [[f"judge not run: {why}"]])
     sheets["generations"] = generation_rows(table)
@@ -191,7 +221,7 @@ WIDTHS = {"model": 32, "item": 18, "repeat": 7, "text": 60, "candidate": 60, "re
           "error": 30, "judge": 90}
 
 
-def write_workbook(path: Path, summary: dict[str, Any], table: list[dict[str, Any]],
+def write_workbook(path: Path, summary: RunSummary, table: list[dict[str, Any]],
                    items: dict[str, dict[str, Any]] | None = None,
                    judgements: list[dict[str, Any]] | None = None) -> dict[str, tuple[list[str], list[list[Any]]]]:
     """Write the workbook; returns its sheets (so the caller can write the same tables as CSV)."""

@@ -1,9 +1,8 @@
 """Writes ``report/`` of a run directory: summary.json (with findings), the tables (CSV and xlsx), the plots and
-index.html — all from what aggregation produced and what the store holds."""
+index.html — every view from the typed summary that aggregation produced and what the store holds."""
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
@@ -26,15 +25,13 @@ def write_report(cfg: RunConfig, store: Store, run_dir: Path) -> RunSummary:
     """Write summary.json, the CSVs, results.xlsx, the plots and index.html; returns the summary."""
     out = Path(run_dir) / "report"
     out.mkdir(parents=True, exist_ok=True)
-    typed = build_summary(cfg, store)
-    typed.findings = derive_findings(typed)
+    summary = build_summary(cfg, store)
+    summary.findings = derive_findings(summary)
     table = generation_table(store)
     items = store.items()
     by_id = {i["id"]: i for i in items}
     judgements = plan_judgements(store)
-    text = typed.to_json()
-    (out / "summary.json").write_text(text, encoding="utf-8")
-    summary = json.loads(text)
+    (out / "summary.json").write_text(summary.to_json(), encoding="utf-8")
     header, rows = generation_rows(table)
     write_csv(out / "generations.csv", header, rows)
     sheets = write_workbook(out / "results.xlsx", summary, table, by_id, judgements)
@@ -43,8 +40,8 @@ def write_report(cfg: RunConfig, store: Store, run_dir: Path) -> RunSummary:
             write_csv(out / f"{name}.csv", h, r)
     write_judge_files(store, out)  # judgements.csv (when judged) and references.csv
     plots = write_plots(summary, table, out)
-    if summary.get("bench") and plot_bench(summary["bench"], out / "bench.png"):
-        plots.plots.append(Plot("bench", "Serving benchmark (vlmpipe bench)", out / "bench.png"))
+    if summary.bench and plot_bench(summary.bench, out / "bench.png"):
+        plots.plots.append(Plot("bench", "Serving benchmark (vlmpipe bench)", out / "bench.png", wide=True))
     (out / "index.html").write_text(render_index(cfg, summary, items, table, plots.plots, judgements),
                                     encoding="utf-8")
-    return typed
+    return summary
