@@ -387,8 +387,11 @@ def test_demo_with_the_judge_from_the_environment(tmp_path: Path) -> None:
     references = {m["reference"].strip() for m in manifest}
 
     def judge(body: dict[str, Any]) -> str:
-        """8 for the dataset's reference, 6 for any other answer, whichever position it is shown in."""
+        """8 for the dataset's reference, 6 for any other answer, whichever position it is shown in; the VQA demo's
+        graded answers (a question, the human answer, the candidate's) get 7 of 10."""
         text = next(p["text"] for p in body["messages"][-1]["content"] if p["type"] == "text")
+        if "<question>" in text:
+            return json.dumps({"explanation": "g", "score": 7})
         answers = dict(JUDGE_ANSWER_RE.findall(text))
         score = {k: REFERENCE_SCORE if v.strip() in references else CANDIDATE_SCORE for k, v in answers.items()}
         return json.dumps({"explanation_a": "a", "explanation_b": "b", "score_a": score["a"], "score_b": score["b"]})
@@ -401,8 +404,10 @@ def test_demo_with_the_judge_from_the_environment(tmp_path: Path) -> None:
         bodies, headers = list(srv.requests), list(srv.headers)
     assert res.exit_code == 0, res.output
     n = len(manifest)  # one repeat per item, one candidate (the OCR baseline)
-    # both orders of every generation, asked of the model the environment named, without a key
-    assert len(bodies) == 2 * n and {b["model"] for b in bodies} == {"stand-in-judge"}
+    questions = len((demo_data() / "vqa.jsonl").read_text(encoding="utf-8").splitlines())
+    # both orders of every generation, then each VQA answer graded once, asked of the model the environment named,
+    # without a key
+    assert len(bodies) == 2 * n + questions and {b["model"] for b in bodies} == {"stand-in-judge"}
     assert all("authorization" not in h for h in headers)
     summary = read_summary(out / "demo")
     assert summary["judge_status"]["state"] == "done"
@@ -414,8 +419,11 @@ def test_demo_with_the_judge_from_the_environment(tmp_path: Path) -> None:
     assert (judged["win_rate"], judged["loss_rate"]) == (0.0, 1.0)
     # the console: ranked by the judge ratio, which the ranking shows with its interval; the judge's tally
     assert f"run demo: {n} items × 1 repeat, ranked by judge ratio" in res.output
-    [row] = rows_of(res.output, "ocr-baseline")
+    row, vqa_row = rows_of(res.output, "ocr-baseline")  # the demo's two rankings: screen annotation, then VQA
     assert f"{ratio:.3f} [{ratio:.3f}, {ratio:.3f}]" in " ".join(row)
+    assert "0.700 [0.700, 0.700]" in " ".join(vqa_row)
+    graded = read_summary(out / "demo-vqa")["models"]["ocr-baseline"]["judge"]
+    assert graded["n"] == questions and graded["ratio_mean"] == pytest.approx(0.7)
     said = " ".join(res.output.split())
     assert f"judge: {2 * n} judgement(s) requested, {2 * n} judged, 0 failed" in said
     assert "not configured" not in said

@@ -56,11 +56,15 @@ def test_the_peer_judge_lead_is_not_significant(judged: RunSummary) -> None:
     (freeze,) = k["freeze"]
     assert freeze.evidence["model"] == Q2B_AWQ and freeze.evidence["latency_max"] > 100 * freeze.evidence["latency_p50"]
     assert [f.evidence["model"] for f in k["off_language"]] == [Q2B_INT4, Q2B_AWQ]
+    # the 2B declines the task in 9 of its 50 answers («Извините, но я не могу предсказать, как человек
+    # сформулировал бы обращение…»); the 2B GPTQ-Int4 and AWQ in 3 ("Sorry, but I can't assist with that.")
+    assert {f.evidence["model"]: f.evidence["refusal_rate"] for f in k["refuses"]} == {
+        Q2B: 9 / 50, Q2B_INT4: 3 / 50, Q2B_AWQ: 3 / 50}
     # no GPU memory recorded: the fastest model on the front that is not flagged — the 2B GPTQ-Int4 (304.7 chars/s)
-    # drifts off-language, so the 2B (282.7 chars/s)
+    # drifts off-language and the 2B (282.7 chars/s) refuses, so the 7B AWQ (247.4 chars/s)
     pick = k["recommend_constrained"][0]
-    assert pick.evidence["model"] == Q2B and pick.evidence["with_memory"] is False
-    assert "283 chars/s" in pick.text
+    assert pick.evidence["model"] == "Qwen2-VL-7B-Instruct-AWQ" and pick.evidence["with_memory"] is False
+    assert "247 chars/s" in pick.text
     assert "errors" not in k and "server_down" not in k
 
 

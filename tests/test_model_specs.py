@@ -19,7 +19,6 @@ from vlmpipe.providers import Generation, Request, make_provider, provider_names
 from vlmpipe.providers.ocr import DEFAULT_TEMPLATE, OcrProvider, OcrSpec
 from vlmpipe.providers.openai_compat import OpenAICompatProvider
 from vlmpipe.providers.openai_spec import OpenAISpec
-from vlmpipe.render.html import settings
 from vlmpipe.stages.plan import generation_key
 
 SAVED = Path(__file__).parent / "data" / "saved_config_before_provider_specs.yaml"
@@ -195,7 +194,7 @@ def test_the_reports_settings_row_is_the_specs_description() -> None:
                {"name": "l", "preset": "qwen2-vl-2b-instruct"},
                {"name": "ocr", "provider": "ocr"},
                {"name": "ocr6", "provider": "ocr", "lang": "rus", "psm": 6, "template": "Текст: {lines}"})
-    rows = dict(settings(cfg, {"run": {}}))
+    rows = {f"model {m.name}": m.describe() for m in cfg.models}  # index.html's settings rows (test_plugin_provider)
     assert rows["model q"] == "openai qwen @ http://gpu:8000/v1, temperature 0.1, max_tokens 512"
     assert rows["model r"] == "openai r @ http://a:1/v1, http://b:1/v1, temperature 0.0, max_tokens 512"
     assert rows["model l"] == ("openai Qwen/Qwen2-VL-2B-Instruct @ a server vlmpipe launches (vllm), temperature 0.1, "

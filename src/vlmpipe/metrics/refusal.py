@@ -3,6 +3,8 @@
 A *refusal* declines instead of answering: «Извините, но я не могу помочь…», "Sorry, but I can't assist with that.",
 «Я не могу предоставить…», «мои возможности не позволяют…», or asks the user for what the screenshot already shows
 («Вы не предоставили информацию…»). ``refusal`` is 1 for those, 0 otherwise, with the matched phrase as its detail.
+A user's first-person request is not a refusal: «я не могу оплатить заказ», "Sorry, but I can't seem to make a
+payment" — «я не могу» counts only with a verb of answering, helping or seeing.
 
 An item may be marked ``answerable: false``: the screenshot cannot answer its question. For those, a refusal or an
 answer saying that it is not shown on the screenshot («на скриншоте этого не видно», "it is not shown in the
@@ -20,15 +22,16 @@ import regex
 from vlmpipe.core.fields import Alert, SummaryField
 from vlmpipe.metrics.base import Metric, Score, ScoreContext, register
 
+# The assistant declining — not a user's first-person request («я не могу оплатить заказ» is what screen annotation
+# asks for): «я не могу» only with verbs of answering, helping or seeing.
+_ASSIST = (r"(?:помочь|ответить|предоставить|предсказать|сформулировать|формализовать|интерпретировать|увидеть|видеть|"
+           r"выполнить|обработать|дать|просмотреть|распознать|прочитать|проанализировать|анализировать|открыть)")
 _REFUSAL = [
-    r"\bя\s+(?:\w+\s+){0,2}не\s+(?:могу|смогу|в\s+состоянии|имею\s+возможности)\b",
+    rf"\bя\s+(?:\w+\s+){{0,2}}не\s+(?:могу|смогу|в\s+состоянии)\s+(?:\w+\s+)?{_ASSIST}\b",
     r"\bмои\s+возможности\s+не\s+позволяют",
-    r"\bу\s+меня\s+нет\s+(?:доступа|возможности)",
-    r"\b(?:вы|Вы)\s+не\s+(?:предоставили|указали|прислали|уточнили)\b",
-    r"\bне\s+могу\s+(?:помочь|ответить|предоставить)\b",
+    r"\b(?:вы|Вы)\s+не\s+(?:предоставили|прислали|уточнили)\b",
     r"\bi\s*(?:can't|can’t|cannot|can\s+not|am\s+unable\s+to|'m\s+unable\s+to|’m\s+unable\s+to|am\s+not\s+able\s+to)"
-    r"\s+(?:assist|help|provide|answer|see|access|comply)",
-    r"\bsorry,?\s+(?:but\s+)?i\b",
+    r"\s+(?:assist|help|provide|answer|comply|see\s+(?:the|your|this)\s+(?:screen|image|screenshot))",
     r"\b(?:as\s+an\s+ai|как\s+(?:языковая\s+модель|ии|искусственный\s+интеллект))\b",
 ]
 _NOT_SHOWN = [
