@@ -4,10 +4,14 @@ variants' refusals. Skips with a reason when ../shared/peer-vqa is absent."""
 
 from __future__ import annotations
 
+import json
+import re
+from pathlib import Path
+
 import pytest
 import yaml
 
-from conftest import summary_json
+from html_tables import tables
 from vlmpipe.app.pipeline import score
 from vlmpipe.stages.importers.original_vqa import import_original_vqa
 
@@ -25,7 +29,8 @@ PUBLISHED = {
 
 
 @pytest.fixture(scope="module")
-def vqa_summary(tmp_path_factory: pytest.TempPathFactory) -> dict:
+def vqa_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The study's VQA results imported and scored: the run directory."""
     from conftest import PEER_VQA
 
     if not (PEER_VQA / "results" / "summary_test_stats.xlsx").is_file():
@@ -37,7 +42,12 @@ def vqa_summary(tmp_path_factory: pytest.TempPathFactory) -> dict:
     cfg_path.write_text(yaml.safe_dump(cfg, allow_unicode=True), encoding="utf-8")
     result = score(run_dir, show_progress=False)
     assert result.exit_code == 1  # the 19 failed generations: completed with failed items
-    return summary_json(result)
+    return run_dir
+
+
+@pytest.fixture(scope="module")
+def vqa_summary(vqa_run: Path) -> dict:
+    return json.loads((vqa_run / "report" / "summary.json").read_text(encoding="utf-8"))
 
 
 def test_the_studys_vqa_numbers_are_reproduced(vqa_summary: dict) -> None:
@@ -80,3 +90,26 @@ def test_the_2b_variants_refusals_are_counted(vqa_summary: dict) -> None:
         assert m["refusal_rate"] == pytest.approx(refusals.get(name, 0) / answered), name
     flagged = {f["evidence"]["model"] for f in vqa_summary["findings"] if f["kind"] == "refuses"}
     assert flagged == set(refusals)
+
+
+def test_the_report_shows_each_question_its_grades_refusals_and_the_device_slices(vqa_run: Path,
+                                                                                   vqa_summary: dict) -> None:
+    html = (vqa_run / "report" / "index.html").read_text(encoding="utf-8")
+    # one card per screenshot, one block per question: 233158.png carries the first two questions of QA_pc.xls
+    card = html[html.index('data-item="pc/233158.png"'):]
+    card = card[:card.index("</section>")]
+    assert re.findall(r'data-entry="([^"]+)"', card) == ["233158.png#1", "233158.png#2"]
+    assert "Куда нажать, чтобы оформить новую карту?" in card and "human answer" in card
+    assert card.count("judge: grade") == 16  # each of the 8 models' answers to its 2 questions, graded
+    # every refusal the metric counted is marked in the gallery
+    refusals = sum(round(m["refusal_rate"] * (m["n"] - m["n_errors"])) for m in vqa_summary["models"].values())
+    assert refusals == 13 and html.count('class="badge off refusal"') == refusals
+    assert html.count("Sorry, but I can&#39;t assist with that.") >= 3
+    # the slice table: one row per device and model, the judge ratio with its interval first
+    (table,) = [t for t in tables(html) if t.attrs.get("id") == "slice-device-table"]
+    header, *rows = table.rows
+    assert header[:4] == ["device", "model", "judge ratio [95%]", "n"]
+    phone_7b = next(r for r in rows if r[:2] == ["phone", "Qwen2-VL-7B-Instruct"])
+    ratio = vqa_summary["slices"]["device"]["phone"]["Qwen2-VL-7B-Instruct"]["judge"]["ratio_mean"]
+    assert phone_7b[2].startswith(f"{ratio:.3f} [") and phone_7b[3] == "48"
+    assert len(rows) == 2 * 8

@@ -73,9 +73,11 @@ def ratio_series(judged: list[tuple[str, dict[str, Any]]], cluster: dict[str, st
 
 
 def summarize(judged: list[tuple[str, dict[str, Any]]], *, mode: str, seed: int,
-              n_resamples: int = stats.N_RESAMPLES, cluster: dict[str, str] | None = None) -> dict[str, Any]:
+              n_resamples: int = stats.N_RESAMPLES, cluster: dict[str, str] | None = None,
+              kind: str = "pairwise") -> dict[str, Any]:
     """The ``judge`` block of one model from its ``(item, combined judgement)`` pairs. The ratio is the
-    ``judge.ratio_mean`` field, aggregated like any per-generation metric (:func:`field_value`)."""
+    ``judge.ratio_mean`` field, aggregated like any per-generation metric (:func:`field_value`). A graded judge
+    compares no two answers: its win, tie and loss rates are ``None``."""
     ok = [(item, j) for item, j in judged if j["status"] == "ok"]
     ratio = field_value(ratio_series(judged, cluster), "mean", seed=seed, n_resamples=n_resamples)
     rows = [r for _, j in ok for r in j["rows"]]
@@ -95,9 +97,9 @@ def summarize(judged: list[tuple[str, dict[str, Any]]], *, mode: str, seed: int,
         "ratio_ci95_method": f"cluster bootstrap over items, {n_resamples} resamples, seed {seed}",
         "candidate_score_mean": float(np.mean([j["candidate"] for _, j in ok])) if ok else None,
         "reference_score_mean": float(np.mean([j["reference"] for _, j in ok])) if ok else None,
-        "win_rate": _rate([j["candidate"] > j["reference"] for _, j in ok]),
-        "tie_rate": _rate([j["candidate"] == j["reference"] for _, j in ok]),
-        "loss_rate": _rate([j["candidate"] < j["reference"] for _, j in ok]),
+        "win_rate": _rate([j["candidate"] > j["reference"] for _, j in ok]) if kind == "pairwise" else None,
+        "tie_rate": _rate([j["candidate"] == j["reference"] for _, j in ok]) if kind == "pairwise" else None,
+        "loss_rate": _rate([j["candidate"] < j["reference"] for _, j in ok]) if kind == "pairwise" else None,
         "n": len(ok),
         "n_failed": sum(1 for _, j in judged if j["status"] == "failed"),
         "n_pending": sum(1 for _, j in judged if j["status"] == "pending"),
@@ -160,7 +162,8 @@ class JudgeResults:
         if not self.ran:
             return None, self.status["message"]
         judged = [(i, j) for i, j in self.per_model.get(model, []) if items is None or i in items]
-        block = summarize(judged, mode=self.mode, seed=self.seed, cluster=self.cluster)
+        block = summarize(judged, mode=self.mode, seed=self.seed, cluster=self.cluster,
+                          kind=self.status.get("kind", "pairwise"))
         why = None
         if block["ratio_mean"] is None:
             why = (f"no usable judgement: {block['n_failed']} failed, {block['n_pending']} not judged yet, "

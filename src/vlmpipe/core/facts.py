@@ -95,9 +95,14 @@ def _date_key(d: int, m: int, y: str | None) -> str | None:
     return f"date:{d}.{m}"
 
 
+#: A list item's number at the start of a line («1. Нажмите…», "2) Open…"): numbering, not a fact.
+_ENUMERATOR = regex.compile(r"(?m)^[ \t]*\d{1,2}[.)](?=[ \t]+\S)")
+
+
 def find_mentions(text: str) -> list[Mention]:
-    """Every numeric fact in ``text``, longest first where spans overlap (a date is not also a number)."""
-    taken: list[tuple[int, int]] = []
+    """Every numeric fact in ``text``, longest first where spans overlap (a date is not also a number); the numbers of
+    a numbered list are not facts."""
+    taken: list[tuple[int, int]] = [m.span() for m in _ENUMERATOR.finditer(text)]
     found: list[tuple[int, Mention]] = []
 
     def free(a: int, b: int) -> bool:

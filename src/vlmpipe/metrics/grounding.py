@@ -117,7 +117,7 @@ class Grounding(Metric):
         return f"no references or key facts in this run, and no OCR text ({why})"
 
     def version(self, ctx: ScoreContext) -> str:
-        return f"1:ocr={'on' if _ocr_enabled(ctx)[0] else 'off'}"
+        return f"2:ocr={'on' if _ocr_enabled(ctx)[0] else 'off'}"  # 2: a numbered list's numbers are not facts
 
     def score(self, rows: list[dict[str, Any]], ctx: ScoreContext) -> list[dict[str, Score]]:
         use_ocr, why = _ocr_enabled(ctx)

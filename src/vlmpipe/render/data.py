@@ -10,7 +10,8 @@ from vlmpipe.analysis.summary import number
 
 #: Per-generation columns the gallery shows as marks and badges (not as score chips): the answer's language and
 #: its invented numbers.
-MARKED_COLUMNS = frozenset({"language", "off_language", "hallucinated_numbers"})
+MARKED_COLUMNS = frozenset({"language", "off_language", "hallucinated_numbers", "refusal", "abstention_correct",
+                            "unanswerable_invented"})
 
 
 def first(d: dict[str, Any], *keys: str) -> Any:
@@ -53,7 +54,9 @@ def words_of(detail: Any, *keys: str) -> list[str]:
 
 
 def marks(metrics: dict[str, tuple[float | None, Any]], expected_language: str = "ru") -> dict[str, Any]:
-    """What the gallery marks on one answer: its language when off, misspelled words, invented numbers."""
+    """What the gallery marks on one answer: its language when off, misspelled words, invented numbers, a refusal (its
+    phrase), and on a question the screenshot cannot answer whether the answer said so (``abstained``) or not
+    (``invented``)."""
     language = None
     lang = metrics.get("language")
     if lang is not None:
@@ -70,7 +73,19 @@ def marks(metrics: dict[str, tuple[float | None, Any]], expected_language: str =
         "off_language": is_off,
         "misspelled": words_of(metrics.get("spelling_errors", (None, None))[1], "words", "misspelled"),
         "invented": words_of(metrics.get("hallucinated_numbers", (None, None))[1], "numbers", "invented"),
+        "refusal": _flag(metrics, "refusal"),
+        "unanswerable": "abstained" if _flag(metrics, "abstention_correct") is not None
+        else "invented" if _flag(metrics, "unanswerable_invented") is not None else None,
     }
+
+
+def _flag(metrics: dict[str, tuple[float | None, Any]], column: str) -> str | None:
+    """The detail (or "yes") of a 0/1 column whose value is 1; ``None`` when it is 0 or absent."""
+    value, detail = metrics.get(column, (None, None))
+    n = number(value)
+    if n is None or n <= 0:
+        return None
+    return str(detail) if isinstance(detail, str) and detail else "yes"
 
 
 def segments(text: str, misspelled: list[str], invented: list[str]) -> list[tuple[str, str]]:

@@ -1,5 +1,7 @@
-"""The gallery of index.html: one card per screenshot — its thumbnail, key facts, reference, and every model's
-answers with their marks (misspellings, invented numbers, language), score chips and judge verdicts.
+"""The gallery of index.html: one card per screenshot — its thumbnail, then each of its items (a screen-annotation
+screenshot has one; a VQA screenshot one per question, with the question, the human answer and the judge's grade of
+it), with every model's answers and their marks (misspellings, invented numbers, language, refusals, answers to
+unanswerable questions), score chips and judge verdicts.
 
 The chips are the catalogue's ranking fields made from a per-generation column (:func:`chip_fields`): a metric
 plugin's field gets its chip without this module knowing it. Texts stay plain: marking splits them into pieces
@@ -62,8 +64,9 @@ def chips(metrics: dict[str, tuple[float | None, Any]], fields: list[SummaryFiel
 
 
 def gallery(cfg: Any, items: list[dict[str, Any]], table: list[dict[str, Any]], summary: RunSummary,
-            judgements: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
-    """One card per screenshot: the image, the reference, and every model's answers with their marks."""
+            judgements: list[dict[str, Any]] | None, human: dict[str, float] | None = None) -> list[dict[str, Any]]:
+    """One card per screenshot: the image, and per item (question) its reference and every model's answers with their
+    marks. ``human``: the judge's grades of the human answers, by item (graded tasks in judge mode both)."""
     expected = getattr(getattr(cfg, "metrics", None), "expected_language", "ru")
     root = Path(cfg.dataset.path) if cfg is not None else None
     by_key: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -81,8 +84,17 @@ def gallery(cfg: Any, items: list[dict[str, Any]], table: list[dict[str, Any]], 
             "marks": mk, "chips": chips(r["metrics"], shown), "judgements": by_key.get(r["key"], []),
         })
     order = summary.names()
-    cards = []
+    cards: dict[str, dict[str, Any]] = {}
     for it in items:
+        answers = per_item.get(it["id"], {})
+        entry = {"id": it["id"], "question": it.get("question"), "answerable": it.get("answerable", True),
+                 "reference": it.get("reference"), "facts": it.get("facts") or [], "error": it.get("error"),
+                 "tags": it.get("tags") or {}, "human_grade": (human or {}).get(it["id"]),
+                 "models": [{"name": m, "answers": answers[m]} for m in order if m in answers]}
+        screenshot = str(it.get("screenshot") or it["id"])
+        if screenshot in cards:
+            cards[screenshot]["entries"].append(entry)
+            continue
         image = None
         note = None
         src = str(it.get("image") or "")
@@ -97,10 +109,6 @@ def gallery(cfg: Any, items: list[dict[str, Any]], table: list[dict[str, Any]], 
                 note = "image not available"
         else:
             note = "image not available"
-        answers = per_item.get(it["id"], {})
-        cards.append({
-            "id": it["id"], "image": image, "image_note": note, "image_name": src,
-            "reference": it.get("reference"), "facts": it.get("facts") or [], "error": it.get("error"),
-            "models": [{"name": m, "answers": answers[m]} for m in order if m in answers],
-        })
-    return cards
+        cards[screenshot] = {"id": it["id"] if it.get("question") is None else screenshot, "image": image,
+                             "image_note": note, "image_name": src, "entries": [entry]}
+    return list(cards.values())

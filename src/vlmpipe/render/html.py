@@ -17,7 +17,7 @@ from typing import Any
 
 from vlmpipe.analysis.summary import RunSummary
 from vlmpipe.render.gallery import gallery
-from vlmpipe.render.index_tables import BENCH_COLUMNS, bench_rows, errors, ranking, settings, unavailable
+from vlmpipe.render.index_tables import BENCH_COLUMNS, bench_rows, errors, ranking, settings, slice_tables, unavailable
 from vlmpipe.render.page import content_security_policy, environment
 from vlmpipe.render.plots import Plot
 
@@ -50,7 +50,8 @@ def png_data_url(path: Path) -> str:
 
 
 def render_index(cfg: Any, summary: RunSummary, items: list[dict[str, Any]], table: list[dict[str, Any]],
-                 plots: list[Plot], judgements: list[dict[str, Any]] | None) -> str:
+                 plots: list[Plot], judgements: list[dict[str, Any]] | None,
+                 human: dict[str, float] | None = None) -> str:
     csp = content_security_policy(SORT_JS)
     template = environment().get_template("report.html.j2")
     status = summary.judge_status
@@ -58,7 +59,8 @@ def render_index(cfg: Any, summary: RunSummary, items: list[dict[str, Any]], tab
         csp=csp, script=SORT_JS, run=summary.run, findings=summary.findings, settings=settings(cfg, summary),
         ranking=ranking(summary), errors=errors(summary),
         plots=[{"title": p.title, "name": p.name, "src": png_data_url(p.path), "wide": p.wide} for p in plots],
-        cards=gallery(cfg, items, table, summary, judgements), judge_run=judgements is not None,
+        cards=gallery(cfg, items, table, summary, judgements, human), judge_run=judgements is not None,
+        slices=slice_tables(summary), vqa=summary.run.task == "vqa",
         judge_message=(status.message if status else "")
         or "configure `judge:` in the run's config and run `vlmpipe judge RUN`.",
         unavailable=unavailable(summary), bench_columns=BENCH_COLUMNS, bench=bench_rows(summary.bench),

@@ -1,5 +1,5 @@
 """The tables of index.html, each a view of the typed summary: the ranking (the catalogue's ranking fields the run
-has), the errors by kind, the serving benchmark, the settings and what could not be computed.
+has), the slices by tag, the errors by kind, the serving benchmark, the settings and what could not be computed.
 
 A table is ``{"columns", "rows"}``; each cell carries its text and the value the page's sorting script compares.
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from vlmpipe.analysis.catalogue import ranking_fields
+from vlmpipe.analysis.catalogue import console_fields, ranking_fields
 from vlmpipe.analysis.summary import BenchSection, Percentiles, RunSummary, number
 
 
@@ -49,6 +49,31 @@ ERROR_KINDS = {
     "image": "the screenshot could not be read", "unavailable": "the provider is not available here",
     "imported": "recorded as failed in the imported results", "error": "an error without a kind",
 }
+
+
+def slice_tables(summary: RunSummary) -> list[dict[str, Any]]:
+    """One table per tag (``device``...): a row per tag value and model with the compact ranking's fields (the quality
+    measure with its 95% interval first), from ``summary.slices``."""
+    q = summary.quality_field()
+    fields = ([q] if q else []) + [f for f in console_fields() if f is not q]
+    out = []
+    for tag, values in summary.slices.items():
+        cols = [f for f in fields if any(m.value(f.key) is not None for models in values.values()
+                                         for m in models.values())]
+        rows = []
+        for value, models in values.items():
+            for name in [n for n in summary.ranked() if n in models]:
+                m = models[name]
+                cells = []
+                for f in cols:
+                    v = m.value(f.key)
+                    text = f.format(v)
+                    if f is q and v is not None and (ci := m.interval(f.key)):
+                        text += f" [{f.format(ci[0])}, {f.format(ci[1])}]"
+                    cells.append(_cell(v, text))
+                rows.append({"value": value, "name": name, "cells": cells})
+        out.append({"tag": tag, "columns": [f.title + (" [95%]" if f is q else "") for f in cols], "rows": rows})
+    return out
 
 
 def error_kind_note(kind: str) -> str:

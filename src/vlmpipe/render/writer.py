@@ -8,7 +8,7 @@ from pathlib import Path
 
 from vlmpipe.analysis.aggregate import build_summary, generation_table
 from vlmpipe.analysis.findings import derive_findings
-from vlmpipe.analysis.judge import plan_judgements
+from vlmpipe.analysis.judge import human_scores, plan_judgements
 from vlmpipe.analysis.summary import RunSummary
 from vlmpipe.core.config import RunConfig
 from vlmpipe.core.store import Store
@@ -42,6 +42,7 @@ def write_report(cfg: RunConfig, store: Store, run_dir: Path) -> RunSummary:
     plots = write_plots(summary, table, out)
     if summary.bench and plot_bench(summary.bench, out / "bench.png"):
         plots.plots.append(Plot("bench", "Serving benchmark (vlmpipe bench)", out / "bench.png", wide=True))
-    (out / "index.html").write_text(render_index(cfg, summary, items, table, plots.plots, judgements),
+    human = human_scores(store, store.judge_meta())
+    (out / "index.html").write_text(render_index(cfg, summary, items, table, plots.plots, judgements, human),
                                     encoding="utf-8")
     return summary
