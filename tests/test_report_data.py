@@ -24,11 +24,13 @@ def test_marks_from_the_metrics_details(planted: Any) -> None:
     with open_store(planted.run_dir) as store:
         rows = {(r["model"], r["item"]): r for r in generation_table(store) if r["error"] is None}
     misspelled = data.marks(rows[(SMALL, "failed_payment")]["metrics"])  # «Не праходит ... 43 рубля»
-    assert misspelled == {"language": "ru", "off_language": False, "misspelled": ["праходит"], "invented": ["43"]}
+    assert misspelled == {"language": "ru", "off_language": False, "misspelled": ["праходит"], "invented": ["43"],
+                          "refusal": None, "unanswerable": None}
     english = data.marks(rows[(SMALL, "cancelled_order")]["metrics"])  # «Hello! My order was cancelled...»
     assert english["language"] == "en" and english["off_language"] is True
     clean = data.marks(rows[(GOOD, "blocked_card")]["metrics"])  # the reference word for word
-    assert clean == {"language": "ru", "off_language": False, "misspelled": [], "invented": []}
+    assert clean == {"language": "ru", "off_language": False, "misspelled": [], "invented": [], "refusal": None,
+                     "unanswerable": None}
     assert data.marks({})["off_language"] is False  # an unscored answer has no marks
 
 
