@@ -46,26 +46,46 @@ def field_value(series: Series | None, aggregation: Aggregation, *, seed: int = 
                 n_resamples: int = stats.N_RESAMPLES) -> FieldValue:
     """A field's figure from its series: ``sum``; or ``mean``/``rate`` (share of values > 0) with the cluster
     bootstrap and the naive 95% interval."""
-    if series is None or not series.values:
-        return FieldValue(value=None, n=0, n_items=0)
-    n, n_items = len(series.values), len(set(series.clusters))
-    if aggregation == "sum":
-        return FieldValue(value=float(sum(series.values)), n=n, n_items=n_items)
-    values = _rate(series.values) if aggregation == "rate" else series.values
-    return FieldValue(value=float(np.mean(values)), n=n, n_items=n_items,
-                      ci95=stats.cluster_bootstrap_ci95(values, series.clusters, n_resamples=n_resamples, seed=seed),
-                      ci95_naive=stats.naive_ci95(values))
+    return field_values({"": (series, aggregation)}, seed=seed, n_resamples=n_resamples)[""]
+
+
+def field_values(fields: dict[str, tuple[Series | None, Aggregation]], *, seed: int = 0,
+                 n_resamples: int = stats.N_RESAMPLES) -> dict[str, FieldValue]:
+    """:func:`field_value` of many fields at once: their cluster bootstraps share resamples
+    (:func:`vlmpipe.core.stats.cluster_bootstrap_many`)."""
+    out: dict[str, FieldValue] = {}
+    pending: list[tuple[str, list[float], int, int]] = []
+    tables = []
+    for key, (series, aggregation) in fields.items():
+        if series is None or not series.values:
+            out[key] = FieldValue(value=None, n=0, n_items=0)
+            continue
+        n, n_items = len(series.values), len(set(series.clusters))
+        if aggregation == "sum":
+            out[key] = FieldValue(value=float(sum(series.values)), n=n, n_items=n_items)
+            continue
+        values = _rate(series.values) if aggregation == "rate" else series.values
+        pending.append((key, values, n, n_items))
+        tables.append(stats.cluster_table(values, series.clusters))
+    intervals = stats.cluster_bootstrap_many(tables, n_resamples=n_resamples, seed=seed)
+    for (key, values, n, n_items), ci in zip(pending, intervals, strict=True):
+        out[key] = FieldValue(value=float(np.mean(values)), n=n, n_items=n_items, ci95=ci,
+                              ci95_naive=stats.naive_ci95(values))
+    return {key: out[key] for key in fields}
 
 
 def paired_differences(key: str, series: dict[str, Series], aggregation: Aggregation, *, seed: int = 0
                        ) -> list[PairwiseEntry]:
     """Every pair of models (in the given order) on field ``key``: mean(a) − mean(b) over shared screenshots."""
-    out = []
-    for a, b in combinations(series, 2):
+    pairs = list(combinations(series, 2))
+    tables = []
+    for a, b in pairs:
         sa, sb = series[a], series[b]
         va = _rate(sa.values) if aggregation == "rate" else sa.values
         vb = _rate(sb.values) if aggregation == "rate" else sb.values
-        res = stats.paired_bootstrap(va, sa.clusters, vb, sb.clusters, seed=seed)
+        tables.append(stats.paired_table(va, sa.clusters, vb, sb.clusters))
+    out = []
+    for (a, b), res in zip(pairs, stats.paired_bootstrap_many(tables, seed=seed), strict=True):
         if res is not None:
             out.append(PairwiseEntry(a=a, b=b, metric=key, diff=res["diff"], ci95=res["ci95"],
                                      p_a_better=res["p_a_better"], n_items=res["n_clusters"],
