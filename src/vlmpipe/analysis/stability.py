@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from vlmpipe.metrics.base import REGISTRY
-from vlmpipe.metrics.overlap import chrf
+from vlmpipe.metrics.overlap import chrf_pair
 
 NEEDS_REPEATS = "needs at least 2 successful repeats of an item"
 
@@ -36,7 +36,8 @@ def consistency(texts: list[str]) -> float | None:
     n = len(texts)
     total = sum(100.0 * c * (c - 1) / 2 for c in counts.values())
     for (a, ca), (b, cb) in combinations(counts.items(), 2):
-        total += ca * cb * (chrf(a, b) + chrf(b, a)) / 2
+        ab, ba = chrf_pair(a, b)
+        total += ca * cb * (ab + ba) / 2
     return total / (n * (n - 1) / 2)
 
 
@@ -74,16 +75,30 @@ def within_item_std(rows: list[dict[str, Any]]) -> dict[str, float] | None:
     for r in rows:
         if r.get("error") is None and r.get("text") is not None:
             by_item[r["item"]].append(r)
-    groups = [g for g in by_item.values() if len(g) >= 2]
+    return mean_item_std([item_std(g) for g in by_item.values()])
+
+
+def item_std(rows: list[dict[str, Any]], columns: list[str] | None = None) -> dict[str, float]:
+    """``{column: std (ddof = 1) across the repeats}`` of one item's successful rows, for the columns with two or
+    more values."""
+    rows = [r for r in rows if r.get("error") is None and r.get("text") is not None]
+    out: dict[str, float] = {}
+    if len(rows) < 2:
+        return out
+    for col in columns or _std_columns():
+        vals = [v for v in (_value(r, col) for r in rows) if v is not None]
+        if len(vals) >= 2:
+            out[col] = float(np.std(vals, ddof=1))
+    return out
+
+
+def mean_item_std(per_item: list[dict[str, float]]) -> dict[str, float] | None:
+    """:func:`within_item_std` from the items' :func:`item_std`."""
     stds: dict[str, float] = {}
     for col in _std_columns():
-        per_item = []
-        for g in groups:
-            vals = [v for v in (_value(r, col) for r in g) if v is not None]
-            if len(vals) >= 2:
-                per_item.append(float(np.std(vals, ddof=1)))
-        if per_item:
-            stds[col] = float(np.mean(per_item))
+        vals = [d[col] for d in per_item if col in d]
+        if vals:
+            stds[col] = float(np.mean(vals))
     return stds or None
 
 

@@ -6,7 +6,10 @@
   library's default tokenizer keeps only ``[a-z0-9]`` and would score Russian text as empty.
   Setting ``metrics.settings.rouge.stemming: false`` turns stemming off.
 * ``chrf`` — chrF++ (character n-grams up to 6 plus word n-grams up to 2, β = 2) from sacrebleu,
-  ``CHRF(word_order=2).sentence_score(generation, [reference])``, on sacrebleu's 0–100 scale.
+  ``CHRF(word_order=2).sentence_score(generation, [reference])``, on sacrebleu's 0–100 scale. Computed with
+  sacrebleu's own n-gram extraction and F-score, but each text's n-grams are counted once (a reference serves all
+  the answers to its screenshot) and one comparison gives both directions (:func:`chrf_pair`): the same numbers as
+  ``sentence_score``, about 3× faster.
 
 A generation whose item has no reference gets ``None`` (detail ``"no reference"``).
 """
@@ -49,10 +52,43 @@ def chrf_scorer() -> Any:
     return CHRF(word_order=2)
 
 
+@lru_cache(maxsize=256)  # a text's n-gram counters take ~75 kB: keep those of the texts in hand only
+def _ngrams(text: str) -> tuple[tuple[Any, int], ...]:
+    """The character (1..6) and word (1..2) n-gram counters of a text as chrF++ counts them, each with its total."""
+    from sacrebleu.metrics.helpers import extract_all_char_ngrams, extract_word_ngrams
+
+    scorer = chrf_scorer()
+    counters = extract_all_char_ngrams(text, scorer.char_order, scorer.whitespace)
+    words = scorer._remove_punctuation(text)
+    counters.extend(extract_word_ngrams(words, n) for n in range(1, scorer.word_order + 1))
+    return tuple((c, sum(c.values())) for c in counters)
+
+
+def chrf_pair(a: str, b: str) -> tuple[float, float]:
+    """``(chrF++(a | b), chrF++(b | a))``: both directions from one count of the shared n-grams (the matches are
+    symmetric, only precision and recall swap), each equal to sacrebleu's ``sentence_score``."""
+    for text in (a, b):
+        if not isinstance(text, str):
+            raise TypeError(f"chrF needs texts, got {type(text).__name__}")
+    ab: list[int] = []
+    ba: list[int] = []
+    for (ca, ta), (cb, tb) in zip(_ngrams(a), _ngrams(b), strict=True):
+        small, big = (ca, cb) if len(ca) <= len(cb) else (cb, ca)
+        match = 0
+        for gram, count in small.items():
+            other = big.get(gram)
+            if other is not None:
+                match += count if count < other else other
+        ab += [ta if cb else 0, tb, match]  # sacrebleu: hypothesis count 0 when the reference has no n-grams
+        ba += [tb if ca else 0, ta, match]
+    scorer = chrf_scorer()
+    return float(scorer._compute_f_score(ab)), float(scorer._compute_f_score(ba))
+
+
 @lru_cache(maxsize=50_000)
 def chrf(generation: str, reference: str) -> float:
     """chrF++ of a generation against one reference, 0–100."""
-    return float(chrf_scorer().sentence_score(generation, [reference]).score)
+    return chrf_pair(generation, reference)[0]
 
 
 def _has_references(ctx: ScoreContext) -> str | None:
@@ -65,6 +101,7 @@ def _has_references(ctx: ScoreContext) -> str | None:
 class Rouge(Metric):
     name = "rouge"
     columns = ("rouge1_f", "rouge2_f", "rougeL_f")
+    parallel = True
     needs = frozenset({"reference"})
     fields = (
         SummaryField("rouge1_f_mean", "ROUGE-1", short="R-1", column="rouge1_f", aggregation="mean",
@@ -104,6 +141,7 @@ class Rouge(Metric):
 class Chrf(Metric):
     name = "chrf"
     columns = ("chrf",)
+    parallel = True
     needs = frozenset({"reference"})
     fields = (
         SummaryField("chrf_mean", "chrF", column="chrf", aggregation="mean", fmt="{:.1f}", higher_is_better=True,
