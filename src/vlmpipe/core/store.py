@@ -62,6 +62,9 @@ JUDGEMENT_FIELDS = (
 #: does not pay for them again. Transport failures (timeouts, HTTP errors) are retried by the next run.
 FINAL_JUDGE_ERRORS = ("malformed", "out_of_range")
 
+#: Orders of :meth:`Store.iter_generations`: by model (then item, repeat), or by item (then model, repeat).
+ORDERS = {"model": "m.position, i.position, g.repeat, g.key", "item": "i.position, m.position, g.repeat, g.key"}
+
 GENERATION_FIELDS = (
     "key", "model", "role", "item", "repeat", "text", "error", "error_kind", "latency_s", "ttft_s",
     "prompt_tokens", "completion_tokens", "token_times", "created_at",
@@ -218,6 +221,96 @@ class Store:
     def count_generations(self) -> int:
         return int(self.conn.execute("SELECT COUNT(*) FROM generations").fetchone()[0])
 
+    # --- streaming the current plan's generations (reports and scoring of large runs) -------------------------
+    # A run of 40,000 generations is read in chunks, in a stable order, never whole: memory stays flat as runs grow.
+
+    def _planned(self, columns: str, *, ok: bool = False, model: str | None = None) -> tuple[str, list[Any]]:
+        sql = (f"SELECT {columns} FROM generations g JOIN plan p ON p.key = g.key"
+               " LEFT JOIN models m ON m.name = g.model LEFT JOIN items i ON i.id = g.item")
+        where, args = [], []
+        if ok:
+            where.append("g.error IS NULL AND g.text IS NOT NULL")
+        if model is not None:
+            where.append("g.model = ?")
+            args.append(model)
+        return sql + (" WHERE " + " AND ".join(where) if where else ""), args
+
+    def iter_generations(self, *, order: str = "model", ok: bool = False, model: str | None = None,
+                         chunk: int = 1000) -> Iterator[list[dict[str, Any]]]:
+        """The current plan's generation rows (``token_times`` left out) in lists of up to ``chunk``: in model, item
+        and repeat order (``order="model"``, as :meth:`generations`) or item, model and repeat (``"item"``);
+        ``ok``: the successful ones with a text; ``model``: one model's."""
+        cols = ",".join(f"g.{f}" for f in GENERATION_FIELDS if f != "token_times")
+        sql, args = self._planned(cols, ok=ok, model=model)
+        cur = self.conn.execute(sql + " ORDER BY " + ORDERS[order], args)
+        while True:
+            rows = cur.fetchmany(chunk)
+            if not rows:
+                return
+            yield [dict(r) for r in rows]
+
+    def count_planned(self, *, ok: bool = False) -> int:
+        """Generations of the current plan (``ok``: the successful ones with a text)."""
+        sql, args = self._planned("COUNT(*)", ok=ok)
+        return int(self.conn.execute(sql, args).fetchone()[0])
+
+    def planned_items(self, *, ok: bool = False) -> set[str]:
+        """The items of the current plan's generations (``ok``: of its successful ones with a text)."""
+        sql, args = self._planned("DISTINCT g.item", ok=ok)
+        return {r[0] for r in self.conn.execute(sql, args)}
+
+    def scores_of(self, keys: list[str], *, details: bool = True) -> dict[str, dict[str, tuple[float | None, Any]]]:
+        """``{generation key: {metric: (value, detail)}}`` of these generations (``details=False``: details
+        ``None``)."""
+        out: dict[str, dict[str, tuple[float | None, Any]]] = {k: {} for k in keys}
+        column = "detail" if details else "NULL"
+        for start in range(0, len(keys), 900):  # SQLite's limit on host parameters
+            part = keys[start:start + 900]
+            marks = ",".join("?" * len(part))
+            for k, metric, value, detail in self.conn.execute(
+                    f"SELECT key, metric, value, {column} FROM scores WHERE key IN ({marks})", part):
+                out[k][metric] = (value, json.loads(detail) if detail is not None else None)
+        return out
+
+    def unscored_keys(self, keys: list[str], columns: Iterable[str]) -> set[str]:
+        """The keys among ``keys`` that lack a score in one of ``columns``."""
+        columns = list(columns)
+        have: dict[str, int] = {}
+        for start in range(0, len(keys), 900):
+            part = keys[start:start + 900]
+            sql = (f"SELECT key, COUNT(*) FROM scores WHERE key IN ({','.join('?' * len(part))})"
+                   f" AND metric IN ({','.join('?' * len(columns))}) GROUP BY key")
+            have.update((k, n) for k, n in self.conn.execute(sql, [*part, *columns]))
+        return {k for k in keys if have.get(k, 0) < len(columns)}
+
+    def count_unscored(self, columns: Iterable[str]) -> int:
+        """Successful planned generations that lack a score in one of ``columns``."""
+        columns = list(columns)
+        marks = ",".join("?" * len(columns))
+        sql, args = self._planned("COUNT(*)", ok=True)
+        sql += (f" AND (SELECT COUNT(*) FROM scores s WHERE s.key = g.key AND s.metric IN ({marks})) < ?")
+        return int(self.conn.execute(sql, [*args, *columns, len(columns)]).fetchone()[0])
+
+    def score_metrics(self) -> list[str]:
+        """The metrics with a score for some generation of the current plan."""
+        return [r[0] for r in self.conn.execute(
+            "SELECT DISTINCT s.metric FROM scores s JOIN plan p ON p.key = s.key ORDER BY s.metric")]
+
+    def score_details(self, metric: str) -> Iterator[Any]:
+        """The non-empty details of one metric over the current plan's generations, parsed, one at a time."""
+        for (detail,) in self.conn.execute(
+                "SELECT s.detail FROM scores s JOIN plan p ON p.key = s.key WHERE s.metric = ? AND s.detail IS NOT NULL"
+                " AND s.detail NOT IN ('null', '[]', '{}', '\"\"')", (metric,)):
+            yield json.loads(detail)
+
+    def latencies(self) -> dict[str, list[float]]:
+        """``{model: latencies of its successful planned generations}``."""
+        out: dict[str, list[float]] = {}
+        sql, args = self._planned("g.model, g.latency_s", ok=False)
+        for model, latency in self.conn.execute(sql + " WHERE g.error IS NULL AND g.latency_s IS NOT NULL", args):
+            out.setdefault(model, []).append(float(latency))
+        return out
+
     # --- scores -----------------------------------------------------------------------------------
     def put_scores(self, rows: Iterable[tuple[str, str, float | None, Any]]) -> None:
         """Store ``(generation key, metric, value, detail)``; detail is any JSON-able value."""
@@ -239,8 +332,12 @@ class Store:
 
     # --- OCR text of items (grounding metric) -------------------------------------------------------
     def set_ocr_text(self, item: str, text: str) -> None:
+        self.set_ocr_texts({item: text})
+
+    def set_ocr_texts(self, texts: dict[str, str]) -> None:
+        """``{item: OCR text}`` in one transaction."""
         with self.transaction() as c:
-            c.execute("UPDATE items SET ocr_text = ? WHERE id = ?", (text, item))
+            c.executemany("UPDATE items SET ocr_text = ? WHERE id = ?", [(t, i) for i, t in texts.items()])
 
     # --- judgements (one judge answer for one candidate generation in one order) ----------------------
     # A row is keyed by the generation, the order (``candidate_position`` "A"/"B"; NULL for recorded judgements

@@ -11,6 +11,11 @@ the numbers).
 A metric that cannot run says why (:meth:`Metric.unavailable`); the report then shows ``null`` with that
 reason — never a crash, never a silent zero.
 
+The score stage hands a metric the run's rows in chunks (a few hundred to a few thousand at a time), after calling
+its :meth:`Metric.prepare` once (the grounding metric reads every screenshot's text there). A metric whose scores
+are a pure function of its rows, the config and the items (no model, no store) says so with ``parallel = True``:
+large runs score it in worker processes, one per core.
+
 Third-party metrics register through the entry-point group ``vlmpipe.metrics`` (see docs/extending.md): each entry
 point names a module (or an object in one) that, when loaded, registers its metric with :func:`register`.
 """
@@ -40,6 +45,7 @@ class ScoreContext:
     store: Any = None
     cache: dict[str, Any] = field(default_factory=dict)
     progress: Callable[[int], None] | None = None  # advance(n): metrics that batch may report progress
+    show_progress: bool = False  # whether prepare() may draw its own progress bar
 
     def settings(self, metric: str) -> dict[str, Any]:
         return dict(self.cfg.metrics.settings.get(metric, {}))
@@ -54,6 +60,8 @@ class Metric:
     fields: ClassVar[tuple[SummaryField, ...]] = ()
     info_keys: ClassVar[tuple[str, ...]] = ()
     default_enabled: ClassVar[bool] = True
+    #: Scores depend only on the rows, ``ctx.cfg`` and ``ctx.items`` (no model, no store): may run in worker processes.
+    parallel: ClassVar[bool] = False
 
     def unavailable(self, ctx: ScoreContext) -> str | None:
         """``None`` when the metric can run here, else the reason it cannot."""
@@ -66,6 +74,11 @@ class Metric:
     def summary_info(self, ctx: ScoreContext) -> dict[str, Any]:
         """Fields added to every model's summary (e.g. which scorer or checkpoint produced the numbers)."""
         return {}
+
+    def prepare(self, ctx: ScoreContext, items: set[str]) -> None:
+        """Once per scoring run, in the stage's process, before any row is scored (and before worker processes get
+        ``ctx.items``); ``items``: those with rows to score. E.g. the grounding metric reads their screenshots' text
+        and keeps it in the items."""
 
     def score(self, rows: list[dict[str, Any]], ctx: ScoreContext) -> list[dict[str, Score]]:
         raise NotImplementedError

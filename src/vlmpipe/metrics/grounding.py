@@ -9,8 +9,9 @@
   sources: the reference, the facts and the screenshot's OCR text. Detail: those mentions.
   ``hallucinated_number_rate`` is the share of generations with at least one.
 
-OCR text comes from Tesseract (``core.ocr.ocr_lines``), computed once per item on first use and kept
-in the store's ``items.ocr_text``. Without Tesseract (or with ``metrics.settings.grounding.ocr: false``),
+OCR text comes from Tesseract (``core.ocr.ocr_files``), read once per distinct screenshot (items that share an
+image — a VQA screenshot's questions — share its text) before scoring (:meth:`Grounding.prepare`), and kept in
+the store's ``items.ocr_text``. Without Tesseract (or with ``metrics.settings.grounding.ocr: false``),
 only the reference and facts are sources, which can only raise the count; the metric's version records
 which sources were used, and a detail key ``sources`` lists them per generation.
 """
@@ -18,15 +19,14 @@ which sources were used, and a detail key ``sources`` lists them per generation.
 from __future__ import annotations
 
 import logging
-import os
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from vlmpipe.core.dataset import resolve_image_path
 from vlmpipe.core.facts import Fact, FactIndex, fact_present, facts_from_reference, find_mentions, parse_fact
 from vlmpipe.core.fields import Alert, SummaryField
-from vlmpipe.core.ocr import ocr_available, ocr_lines
+from vlmpipe.core.ocr import ocr_available, ocr_files
+from vlmpipe.core.progress import progress_bar
 from vlmpipe.metrics.base import Metric, Score, ScoreContext, register
 
 log = logging.getLogger("vlmpipe.grounding")
@@ -38,29 +38,37 @@ def _ocr_enabled(ctx: ScoreContext) -> tuple[bool, str]:
     return ocr_available()
 
 
-def _read_ocr(ctx: ScoreContext, item: dict[str, Any]) -> str:
-    try:
-        path = resolve_image_path(Path(ctx.cfg.dataset.path), item["image"])
-        return "\n".join(ocr_lines(path.read_bytes()))
-    except Exception as err:  # one unreadable image must not stop scoring
-        log.warning("OCR of item %s failed: %s", item["id"], err)
-        return ""
-
-
 def ensure_ocr_text(ctx: ScoreContext, item_ids: set[str]) -> None:
-    """Fill ``ocr_text`` of these items (local images only) where it is still missing; stored for reuse."""
+    """Fill ``ocr_text`` of these items (local images only) where it is still missing; stored for reuse. Each
+    distinct screenshot (by its image hash, else its path) is read once, many at a time (``core.ocr.ocr_files``)."""
     todo = [ctx.items[i] for i in sorted(item_ids)
             if i in ctx.items and ctx.items[i].get("ocr_text") is None
             and not str(ctx.items[i]["image"]).startswith(("http://", "https://"))]
     if not todo:
         return
-    workers = max(1, min(len(todo), os.cpu_count() or 1, 4))
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        texts = list(pool.map(lambda it: _read_ocr(ctx, it), todo))
-    for item, text in zip(todo, texts, strict=True):
-        item["ocr_text"] = text
-        if ctx.store is not None:
-            ctx.store.set_ocr_text(item["id"], text)
+    root = Path(ctx.cfg.dataset.path)
+    shots: dict[str, list[dict[str, Any]]] = {}  # one entry per distinct screenshot
+    paths: dict[str, Path] = {}
+    texts: dict[str, str] = {}
+    for item in todo:
+        try:
+            path = resolve_image_path(root, item["image"])
+        except Exception as err:  # one unreadable image must not stop scoring
+            log.warning("OCR of item %s failed: %s", item["id"], err)
+            texts[item["id"]] = ""
+            continue
+        key = item.get("image_sha") or str(path)
+        shots.setdefault(key, []).append(item)
+        paths.setdefault(key, path)
+    with progress_bar("ocr (screenshots)", len(shots), enabled=ctx.show_progress) as advance:
+        read = ocr_files(list(paths.values()), progress=advance)
+    for key, lines in zip(paths, read, strict=True):
+        for item in shots[key]:
+            texts[item["id"]] = "\n".join(lines)
+    for item in todo:
+        item["ocr_text"] = texts[item["id"]]
+    if ctx.store is not None:
+        ctx.store.set_ocr_texts(texts)
 
 
 def item_facts(item: dict[str, Any]) -> list[Fact]:
@@ -94,6 +102,7 @@ def ground(text: str, facts: list[Fact], sources: FactIndex | None) -> dict[str,
 class Grounding(Metric):
     name = "grounding"
     columns = ("fact_recall", "hallucinated_numbers")
+    parallel = True  # the screenshots' text is read in prepare(), before the rows go to worker processes
     needs = frozenset({"reference", "facts", "image"})
     fields = (
         SummaryField("fact_recall_mean", "fact recall", short="facts", column="fact_recall", aggregation="mean",
@@ -118,6 +127,10 @@ class Grounding(Metric):
 
     def version(self, ctx: ScoreContext) -> str:
         return f"2:ocr={'on' if _ocr_enabled(ctx)[0] else 'off'}"  # 2: a numbered list's numbers are not facts
+
+    def prepare(self, ctx: ScoreContext, items: set[str]) -> None:
+        if _ocr_enabled(ctx)[0]:
+            ensure_ocr_text(ctx, items)
 
     def score(self, rows: list[dict[str, Any]], ctx: ScoreContext) -> list[dict[str, Score]]:
         use_ocr, why = _ocr_enabled(ctx)

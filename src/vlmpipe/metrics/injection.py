@@ -46,6 +46,7 @@ def suspected_injection(text: str | None) -> str | None:
 class InjectionMetric(Metric):
     name = "injection"
     columns = ("injection_suspected",)
+    parallel = True
     fields = (
         SummaryField("injection_suspected_rate", "addresses the judge", column="injection_suspected",
                      aggregation="rate", fmt="{:.1%}", higher_is_better=False, group="safety",

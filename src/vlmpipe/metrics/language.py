@@ -58,6 +58,7 @@ def _codes(ctx: ScoreContext) -> tuple[str, ...]:
 class LanguageId(Metric):
     name = "language"
     columns = ("language", "off_language")
+    parallel = True
     fields = (
         SummaryField("off_language_rate", "off-language", short="off-lang", column="off_language", aggregation="rate",
                      fmt="{:.1%}", higher_is_better=False, group="language",

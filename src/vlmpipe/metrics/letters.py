@@ -39,6 +39,7 @@ def letter_stats(text: str, allowed: frozenset[str] = frozenset()) -> dict[str, 
 class Letters(Metric):
     name = "letters"
     columns = ("non_ru_en_letters", "en_letters_pct", "unique_en_words")
+    parallel = True
     fields = (
         SummaryField("non_ru_en_letters_sum", "non-ru/en letters Σ", column="non_ru_en_letters", aggregation="sum",
                      fmt="{:.0f}", higher_is_better=False, group="language",

@@ -67,6 +67,7 @@ def abstention(text: str | None) -> str | None:
 class Refusal(Metric):
     name = "refusal"
     columns = ("refusal", "abstention_correct", "unanswerable_invented")
+    parallel = True
     fields = (
         SummaryField("refusal_rate", "refusals", column="refusal", aggregation="rate", fmt="{:.1%}",
                      higher_is_better=False, group="quality", description="answers that decline instead of answering",

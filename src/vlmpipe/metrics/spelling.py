@@ -94,6 +94,7 @@ def misspelled(text: str, allowed: frozenset[str] = frozenset()) -> list[str]:
 class Spelling(Metric):
     name = "spelling"
     columns = ("spelling_errors",)
+    parallel = True
     fields = (
         SummaryField("spelling_errors_sum", "spelling Σ", column="spelling_errors", aggregation="sum", fmt="{:.0f}",
                      higher_is_better=False, group="fluency",

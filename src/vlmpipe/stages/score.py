@@ -2,13 +2,26 @@
 
 Results are cached in the store per generation and metric; a metric is re-run only for rows it has not
 scored, or for all rows when its version (scorer, settings, references) changed.
+
+The rows are read from the store and scored in chunks, never held whole, so memory stays flat as runs grow. Each
+metric's :meth:`~vlmpipe.metrics.base.Metric.prepare` runs first (the grounding metric reads the screenshots' text
+there, once per distinct screenshot). The metrics that declare ``parallel`` (the model-free ones) then score the
+chunks in worker processes, one per core, when the run is large enough for that to pay (``POOL_MIN_ROWS``); the
+others (model-based: perplexity, BLEURT, BERTScore, plugins) score them in this process, one metric at a time.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import multiprocessing
 import os
+import pickle
+from collections.abc import Iterator
+from concurrent.futures import Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from typing import Any
 
 from vlmpipe.core.config import ConfigError, RunConfig
@@ -16,8 +29,19 @@ from vlmpipe.core.progress import progress_bar
 from vlmpipe.core.store import Store
 from vlmpipe.metrics.base import REGISTRY, Metric, ScoreContext
 
+log = logging.getLogger("vlmpipe.score")
+
 #: Metrics left out of the default set (``metrics.enabled`` unset), e.g. ``perplexity`` for quick runs.
 EXCLUDE_ENV = "VLMPIPE_DEFAULT_METRICS_EXCLUDE"
+#: Worker processes for the ``parallel`` metrics (default: one per core; 1: score in this process).
+WORKERS_ENV = "VLMPIPE_SCORE_WORKERS"
+#: Rows per chunk handed to the ``parallel`` metrics, and to the others (which batch inside a chunk).
+CHUNK = 500
+SERIAL_CHUNK = 5000
+#: Fewer successful rows than this are scored in this process: starting workers (~2 s each) would not pay.
+POOL_MIN_ROWS = 4000
+
+Triple = tuple[str, str, float | None, Any]  # (generation key, column, value, detail)
 
 
 def enabled_metrics(cfg: RunConfig) -> list[Metric]:
@@ -42,27 +66,38 @@ def _references_hash(items: dict[str, dict[str, Any]]) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()[:12]
 
 
-def score_run(cfg: RunConfig, store: Store, *, show_progress: bool = True) -> dict[str, str]:
-    """Score the current plan's generations; returns ``{column: why unavailable}``."""
-    rows = [r for r in store.generations() if r["error"] is None and r["text"] is not None]
+def default_workers() -> int:
+    """``VLMPIPE_SCORE_WORKERS``, else the cores this process may use."""
+    env = os.environ.get(WORKERS_ENV, "").strip()
+    if env:
+        try:
+            return max(1, int(env))
+        except ValueError:
+            raise ConfigError(f"{WORKERS_ENV}={env!r}: expected a number of worker processes") from None
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, min(cores, 8))
+
+
+def score_run(cfg: RunConfig, store: Store, *, show_progress: bool = True, workers: int | None = None,
+              pool_min_rows: int = POOL_MIN_ROWS) -> dict[str, str]:
+    """Score the current plan's generations; returns ``{column: why unavailable}``.
+
+    ``workers``: processes for the ``parallel`` metrics (default :func:`default_workers`); they are used when the
+    run has at least ``pool_min_rows`` rows to score."""
     items = {i["id"]: i for i in store.items()}
-    ctx = ScoreContext(cfg=cfg, items=items, store=store)
+    ctx = ScoreContext(cfg=cfg, items=items, store=store, show_progress=show_progress)
     unavailable: dict[str, str] = {}
     refs_hash = _references_hash(items)
+    n_rows = store.count_planned(ok=True)
+    todo: list[tuple[Metric, bool, str]] = []  # (metric, only its unscored rows, version)
     for metric in enabled_metrics(cfg):
         version = metric.version(ctx)  # cheap: names the scorer without loading it
         if metric.needs & {"reference", "facts"}:
             version += f"+refs:{refs_hash}"
-        meta_key = f"metric_version:{metric.name}"
-        current = store.get_meta(meta_key) == version
-        if current:
-            done = set.intersection(*(store.scored_keys(c) for c in metric.columns))
-            todo = [r for r in rows if r["key"] not in done]
-            if not todo:
-                continue  # every row has this version's scores: no model to load (a resume, a re-score)
-        else:
-            todo = rows
-        if not todo:  # no successful generation at all: nothing to score, no model to load
+        current = store.get_meta(f"metric_version:{metric.name}") == version
+        if current and (not n_rows or not store.count_unscored(metric.columns)):
+            continue  # every row has this version's scores: no model to load (a resume, a re-score)
+        if not n_rows:  # no successful generation at all: nothing to score, no model to load
             for col in metric.columns:
                 unavailable[col] = "no successful generation to score"
             continue
@@ -71,27 +106,129 @@ def score_run(cfg: RunConfig, store: Store, *, show_progress: bool = True) -> di
             for col in metric.columns:
                 unavailable[col] = why
             continue
-        if todo:
-            with progress_bar(f"score {metric.name}", len(todo), enabled=show_progress) as advance:
-                reported = 0
-
-                def report(n: int = 1, _advance=advance) -> None:
-                    nonlocal reported
-                    reported += n
-                    _advance(n)
-
-                ctx.progress = report
-                results = metric.score(todo, ctx)
-                ctx.progress = None
-                advance(max(0, len(todo) - reported))
-            store.put_scores(
-                (row["key"], col, value, detail)
-                for row, result in zip(todo, results, strict=True)
-                for col, (value, detail) in result.items()
-            )
-        store.set_meta(meta_key, version)
+        todo.append((metric, current, version))
+    if todo:
+        scored_items = store.planned_items(ok=True)
+        for metric, _current, _version in todo:
+            metric.prepare(ctx, scored_items)
+        parallel = [t for t in todo if t[0].parallel]
+        n_workers = default_workers() if workers is None else max(1, workers)
+        if parallel:
+            use_pool = n_workers > 1 and n_rows >= pool_min_rows
+            label = "score " + ", ".join(m.name for m, _c, _v in parallel)
+            try:
+                with _executor(ctx, [m for m, _c, _v in parallel], n_workers if use_pool else 1) as pool, \
+                        progress_bar(label, n_rows, enabled=show_progress) as advance:
+                    _score_chunks(store, ctx, parallel, CHUNK, pool, advance, max_pending=2 * n_workers)
+            except BrokenProcessPool as err:  # e.g. a script without `if __name__ == "__main__":` re-run by a worker
+                log.warning("scoring in this process: the worker processes failed (%s)", err)
+                with progress_bar(label, n_rows, enabled=show_progress) as advance:
+                    _score_chunks(store, ctx, parallel, CHUNK, None, advance)
+        for entry in (t for t in todo if not t[0].parallel):
+            with progress_bar(f"score {entry[0].name}", n_rows, enabled=show_progress) as advance:
+                _score_chunks(store, ctx, [entry], SERIAL_CHUNK, None, advance)
+        for metric, _current, version in todo:
+            store.set_meta(f"metric_version:{metric.name}", version)
     enabled = {m.name: m for m in enabled_metrics(cfg)}
     for name in REGISTRY:  # which scorer/checkpoint produced each metric, for summary.json
         store.set_meta(f"metric_info:{name}", enabled[name].summary_info(ctx) if name in enabled else {})
     store.set_meta("unavailable", unavailable)
     return unavailable
+
+
+def _score_chunks(store: Store, ctx: ScoreContext, metrics: list[tuple[Metric, bool, str]], chunk: int,
+                  pool: ProcessPoolExecutor | None, advance: Any, max_pending: int = 2) -> None:
+    """Score every chunk of the successful rows with ``metrics`` (in ``pool``, or here), writing each chunk's
+    scores as it is done. A metric marked current scores only the rows that lack one of its columns."""
+    pending: dict[Future[list[Triple]], int] = {}  # in the workers: rows in the chunk
+
+    def collect(block: bool) -> None:
+        while pending and (block or len(pending) >= max_pending):
+            done, _ = wait(pending, return_when="FIRST_COMPLETED")
+            for f in done:
+                store.put_scores(f.result())
+                advance(pending.pop(f))
+
+    for rows in store.iter_generations(ok=True, chunk=chunk):
+        plan: list[tuple[str, list[int] | None]] = []
+        for metric, only_unscored, _version in metrics:
+            if only_unscored:
+                missing = store.unscored_keys([r["key"] for r in rows], metric.columns)
+                idx = [i for i, r in enumerate(rows) if r["key"] in missing]
+                if idx:
+                    plan.append((metric.name, idx))
+            else:
+                plan.append((metric.name, None))
+        if not plan:
+            advance(len(rows))
+            continue
+        if pool is None:
+            store.put_scores(_score_here(rows, plan, ctx, {m.name: m for m, _c, _v in metrics}, advance))
+            continue
+        pending[pool.submit(_worker_score, rows, plan)] = len(rows)
+        collect(block=False)
+    collect(block=True)
+
+
+def _score_here(rows: list[dict[str, Any]], plan: list[tuple[str, list[int] | None]], ctx: ScoreContext,
+                metrics: dict[str, Metric], advance: Any = None) -> list[Triple]:
+    """Score one chunk in this process: every ``(metric, row indices or all)`` of ``plan``."""
+    out: list[Triple] = []
+    for name, idx in plan:
+        subset = rows if idx is None else [rows[i] for i in idx]
+        reported = 0
+
+        def report(n: int = 1) -> None:
+            nonlocal reported
+            reported += n
+            if advance is not None and len(plan) == 1:
+                advance(n)
+
+        ctx.progress = report
+        try:
+            results = metrics[name].score(subset, ctx)
+        finally:
+            ctx.progress = None
+        out += [(row["key"], col, value, detail)
+                for row, result in zip(subset, results, strict=True) for col, (value, detail) in result.items()]
+        if advance is not None and len(plan) == 1:
+            advance(max(0, len(rows) - reported))
+    if advance is not None and len(plan) != 1:
+        advance(len(rows))
+    return out
+
+
+# --- worker processes -----------------------------------------------------------------------------------------
+
+_WORKER: dict[str, Any] = {}
+
+
+def _worker_init(payload: bytes) -> None:
+    cfg, items, names = pickle.loads(payload)
+    _WORKER["ctx"] = ScoreContext(cfg=cfg, items=items)
+    _WORKER["metrics"] = {n: REGISTRY[n]() for n in names}
+
+
+def _worker_score(rows: list[dict[str, Any]], plan: list[tuple[str, list[int] | None]]) -> list[Triple]:
+    return _score_here(rows, plan, _WORKER["ctx"], _WORKER["metrics"])
+
+
+@contextmanager
+def _executor(ctx: ScoreContext, metrics: list[Metric], workers: int) -> Iterator[ProcessPoolExecutor | None]:
+    """Worker processes that score with ``metrics`` (a fresh interpreter each: ``spawn``), or ``None`` to score
+    here (one worker, or a config that cannot be sent to another process)."""
+    if workers <= 1:
+        yield None
+        return
+    try:
+        payload = pickle.dumps((ctx.cfg, ctx.items, [m.name for m in metrics]))
+    except Exception as err:  # e.g. a config holding a class defined at run time
+        log.info("scoring in this process: the config cannot be sent to workers (%s)", err)
+        yield None
+        return
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_worker_init, initargs=(payload,))
+    try:
+        yield pool
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
