@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Hashable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,9 +23,9 @@ import numpy as np
 from vlmpipe.analysis.bench import bench_section
 from vlmpipe.analysis.catalogue import CONSISTENCY, JUDGE_RATIO, column_fields, paired_fields
 from vlmpipe.analysis.injection import injection_blocks
-from vlmpipe.analysis.intervals import Series, field_value, paired_differences
+from vlmpipe.analysis.intervals import Series, field_values, paired_differences
 from vlmpipe.analysis.judge import JudgeResults, judge_results
-from vlmpipe.analysis.stability import NEEDS_REPEATS, STABILITY_KEYS, per_item, within_item_std
+from vlmpipe.analysis.stability import NEEDS_REPEATS, STABILITY_KEYS, item_std, mean_item_std, per_item
 from vlmpipe.analysis.summary import SCHEMA_VERSION, ModelSummary, PairwiseEntry, RunSummary
 from vlmpipe.core.config import RunConfig
 from vlmpipe.core.store import Store
@@ -64,20 +64,32 @@ def distribution(values: Iterable[Any]) -> dict[str, float] | None:
             "p95": float(np.percentile(arr, 95)), "max": float(arr.max())}
 
 
+def table_row(g: dict[str, Any], metrics: dict[str, tuple[float | None, Any]]) -> dict[str, Any]:
+    """A generation row with its derived columns and its stored metric values (``metrics``)."""
+    row = dict(g)
+    ok = g["error"] is None
+    row["length_chars"] = length_chars(g["text"]) if ok else None
+    row["chars_per_s"] = chars_per_s(g["text"], g["latency_s"]) if ok else None
+    tokens = g["completion_tokens"]
+    row["output_tokens_per_s"] = tokens / g["latency_s"] if ok and tokens and g["latency_s"] else None
+    row["metrics"] = metrics
+    return row
+
+
+def iter_table(store: Store, *, order: str = "model", details: bool = True, chunk: int = 1000
+               ) -> Iterator[dict[str, Any]]:
+    """The rows of :func:`generation_table` one at a time, read from the store in chunks (model, item, repeat
+    order; ``order="item"``: item, model, repeat). ``details=False`` leaves the metric details out (``None``)."""
+    for gens in store.iter_generations(order=order, chunk=chunk):
+        scores = store.scores_of([g["key"] for g in gens], details=details)
+        for g in gens:
+            yield table_row(g, scores[g["key"]])
+
+
 def generation_table(store: Store) -> list[dict[str, Any]]:
-    """One dict per planned generation: its row, derived columns, and every stored metric value."""
-    scores = store.scores()
-    out = []
-    for g in store.generations():
-        row = dict(g)
-        ok = g["error"] is None
-        row["length_chars"] = length_chars(g["text"]) if ok else None
-        row["chars_per_s"] = chars_per_s(g["text"], g["latency_s"]) if ok else None
-        tokens = g["completion_tokens"]
-        row["output_tokens_per_s"] = tokens / g["latency_s"] if ok and tokens and g["latency_s"] else None
-        row["metrics"] = dict(scores.get(g["key"], {}))
-        out.append(row)
-    return out
+    """One dict per planned generation: its row, derived columns, and every stored metric value (the whole run in
+    memory: reports stream :func:`iter_table` instead)."""
+    return list(iter_table(store))
 
 
 def column_series(rows: list[dict[str, Any]], columns: Iterable[str], cluster: dict[str, str]) -> dict[str, Series]:
@@ -87,9 +99,14 @@ def column_series(rows: list[dict[str, Any]], columns: Iterable[str], cluster: d
     for r in rows:
         if r["error"] is not None:
             continue
-        for c, s in out.items():
-            s.add(r[c] if c in DERIVED else r["metrics"].get(c, (None, None))[0], cluster.get(r["item"], r["item"]))
+        _add_values(out, r, cluster.get(r["item"], r["item"]))
     return out
+
+
+def _add_values(series: dict[str, Series], r: dict[str, Any], cluster: Hashable) -> None:
+    metrics = r["metrics"]
+    for c, s in series.items():
+        s.add(r[c] if c in DERIVED else metrics.get(c, (None, None))[0], cluster)
 
 
 @dataclass
@@ -103,28 +120,86 @@ class Context:
     cluster: dict[str, str]  # item -> the screenshot intervals resample
 
 
-def summarize_model(rows: list[dict[str, Any]], role: str, ctx: Context, *, model: str,
-                    items: set[str] | None = None) -> tuple[dict[str, Any], dict[str, Series]]:
-    """One model's summary (schema-1 keys plus ``fields``) from its generation rows, and the series of its column
-    fields (for the paired differences). ``items``: the screenshots of a slice (the judge's are filtered too)."""
-    ok = [r for r in rows if r["error"] is None]
-    errors: dict[str, int] = defaultdict(int)
-    for r in rows:
+class ModelRows:
+    """One model's figures (or a slice's), accumulated from its rows one at a time, in (item, repeat) order as
+    the store yields them: the values of every column field by screenshot, the errors, timings, and each item's
+    stability as soon as its repeats are in. The rows themselves are not kept."""
+
+    def __init__(self, cluster: dict[str, str]) -> None:
+        self.cluster = cluster
+        self.n = 0
+        self.n_ok = 0
+        self.errors: dict[str, int] = defaultdict(int)
+        self.latency: list[float] = []
+        self.ttft: list[float] = []
+        self.series = {c: Series() for c in _column_names()}
+        self.stability: dict[str, tuple[float, float]] = {}  # item -> (consistency, distinct share)
+        self.stds: list[dict[str, float]] = []  # per item: std of each column across its repeats
+        self._item: str | None = None
+        self._group: list[dict[str, Any]] = []
+        self._done: set[str] = set()
+
+    def add(self, r: dict[str, Any]) -> None:
+        self.n += 1
         if r["error"] is not None:
-            errors[r["error_kind"] or "error"] += 1
+            self.errors[r["error_kind"] or "error"] += 1
+            return
+        self.n_ok += 1
+        for values, key in ((self.latency, "latency_s"), (self.ttft, "ttft_s")):
+            v = r.get(key)
+            if v is not None and not (isinstance(v, float) and math.isnan(v)):
+                values.append(float(v))
+        _add_values(self.series, r, self.cluster.get(r["item"], r["item"]))
+        if r["item"] != self._item:
+            self._flush()
+            if r["item"] in self._done:
+                raise ValueError(f"rows of item {r['item']!r} are not together: feed rows in (item, repeat) order")
+            self._item = r["item"]
+        self._group.append(r)
+
+    def _flush(self) -> None:
+        if self._item is None:
+            return
+        self._done.add(self._item)
+        self.stability.update(per_item(self._group))
+        std = item_std(self._group)
+        if std or len([r for r in self._group if r.get("text") is not None]) >= 2:
+            self.stds.append(std)
+        self._item, self._group = None, []
+
+    def finish(self) -> ModelRows:
+        self._flush()
+        return self
+
+
+def _column_names() -> set[str]:
+    return {f.column for f in column_fields() if f.column is not None and f.column not in (CONSISTENCY, JUDGE_RATIO)}
+
+
+def summarize_model(rows: Iterable[dict[str, Any]] | ModelRows, role: str, ctx: Context, *, model: str,
+                    items: set[str] | None = None) -> tuple[dict[str, Any], dict[str, Series]]:
+    """One model's summary (schema-1 keys plus ``fields``) from its generation rows (in item, repeat order) or
+    their :class:`ModelRows`, and the series of its column fields (for the paired differences). ``items``: the
+    screenshots of a slice (the judge's are filtered too)."""
+    if not isinstance(rows, ModelRows):
+        acc = ModelRows(ctx.cluster)
+        for r in rows:
+            acc.add(r)
+        rows = acc
+    acc = rows.finish()
     s: dict[str, Any] = {
         "role": role,
-        "n": len(rows),
-        "n_errors": len(rows) - len(ok),
-        "error_rate": (len(rows) - len(ok)) / len(rows) if rows else None,
-        "errors_by_kind": dict(errors),
-        "latency_s": distribution(r["latency_s"] for r in ok),
-        "ttft_s": distribution(r["ttft_s"] for r in ok),
+        "n": acc.n,
+        "n_errors": acc.n - acc.n_ok,
+        "error_rate": (acc.n - acc.n_ok) / acc.n if acc.n else None,
+        "errors_by_kind": dict(acc.errors),
+        "latency_s": distribution(acc.latency),
+        "ttft_s": distribution(acc.ttft),
     }
     unavailable: dict[str, str] = {}
     fields = column_fields()
-    series = column_series(rows, {f.column for f in fields if f.column not in (CONSISTENCY, JUDGE_RATIO)}, ctx.cluster)
-    stability = per_item(ok)
+    series = dict(acc.series)
+    stability = acc.stability
     series[CONSISTENCY] = Series([c for c, _d in stability.values()], [ctx.cluster.get(i, i) for i in stability])
     if role == "candidate":
         block, why = ctx.judge.block(model, items)
@@ -134,37 +209,40 @@ def summarize_model(rows: list[dict[str, Any]], role: str, ctx: Context, *, mode
         series[JUDGE_RATIO] = ctx.judge.ratios(model, items)
     else:
         s["judge"] = None
+    wanted = [f for f in fields if not (f.column == JUDGE_RATIO and role != "candidate")]
+    computed = {}
+    for seed, group in ((ctx.judge.seed, [f for f in wanted if f.column == JUDGE_RATIO]),
+                        (ctx.seed, [f for f in wanted if f.column != JUDGE_RATIO])):
+        computed.update(field_values({f.key: (series.get(f.column), f.aggregation) for f in group},  # type: ignore[misc]
+                                     seed=seed))
     values = {}
-    for f in fields:
-        if f.column == JUDGE_RATIO and role != "candidate":
-            continue
-        seed = ctx.judge.seed if f.column == JUDGE_RATIO else ctx.seed
-        fv = field_value(series.get(f.column), f.aggregation, seed=seed)  # type: ignore[arg-type]
+    for f in wanted:
+        fv = computed[f.key]
         if fv.value is None:
-            fv.unavailable = _why_missing(f.column, rows, ctx) if f.column != JUDGE_RATIO else unavailable.get("judge")
+            fv.unavailable = _why_missing(f.column, acc, ctx) if f.column != JUDGE_RATIO else unavailable.get("judge")
         values[f.key] = fv
         if "." not in f.key:
             s[f.key] = fv.value
     s["fields"] = values
     s["distinct_answer_rate"] = float(np.mean([d for _c, d in stability.values()])) if stability else None
-    s["within_item_std"] = within_item_std(ok)
-    if rows and not stability:
+    s["within_item_std"] = mean_item_std(acc.stds)
+    if acc.n and not stability:
         unavailable.update({k: NEEDS_REPEATS for k in STABILITY_KEYS})
     for key, fv in values.items():
         if fv.unavailable and "." not in key and key not in unavailable:
             unavailable[key] = fv.unavailable
-    if s["ttft_s"] is None and rows:
-        unavailable["ttft_s"] = ("no successful generation" if not ok
+    if s["ttft_s"] is None and acc.n:
+        unavailable["ttft_s"] = ("no successful generation" if not acc.n_ok
                                  else "not measured: the provider does not stream tokens")
     s.update(ctx.metric_info)
     s["unavailable"] = unavailable
     return s, series
 
 
-def _why_missing(column: str | None, rows: list[dict[str, Any]], ctx: Context) -> str | None:
+def _why_missing(column: str | None, acc: ModelRows, ctx: Context) -> str | None:
     if column in ctx.unavailable:
         return ctx.unavailable[column]
-    if rows and all(r["error"] is not None for r in rows):
+    if acc.n and not acc.n_ok:
         return "no successful generation"
     return None
 
@@ -182,11 +260,8 @@ def _pairwise(series: dict[str, dict[str, Series]], ctx: Context) -> dict[str, l
 
 
 def build_summary(cfg: RunConfig, store: Store) -> RunSummary:
-    """The typed ``summary.json`` (schema 1, see DESIGN.md)."""
-    table = generation_table(store)
-    by_model: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for row in table:
-        by_model[row["model"]].append(row)
+    """The typed ``summary.json`` (schema 1, see DESIGN.md), from one pass over the run's rows: each model's (and
+    each slice's) figures are accumulated row by row, the rows are not kept."""
     judge = judge_results(cfg, store)
     metric_info: dict[str, Any] = {}
     for name, cls in REGISTRY.items():
@@ -195,10 +270,27 @@ def build_summary(cfg: RunConfig, store: Store) -> RunSummary:
     items = store.items()
     ctx = Context(store.get_meta("unavailable", {}) or {}, metric_info, judge, cfg.seed,
                   {i["id"]: i["screenshot"] for i in items})
+    model_rows = store.models()
+    groups = _tag_groups(items)
+    tags_of: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    for tag, values in groups.items():
+        for value, ids in values.items():
+            for i in ids:
+                tags_of[i].append((tag, value))
+    accs = {m["name"]: ModelRows(ctx.cluster) for m in model_rows}
+    slice_accs = {(tag, value, m["name"]): ModelRows(ctx.cluster)
+                  for tag, values in groups.items() for value in values for m in model_rows}
+    for row in iter_table(store, details=False):
+        acc = accs.get(row["model"])
+        if acc is None:  # a generation of a model no longer in the run
+            continue
+        acc.add(row)
+        for tag, value in tags_of.get(row["item"], ()):
+            slice_accs[(tag, value, row["model"])].add(row)
     models: dict[str, Any] = {}
     candidate_series: dict[str, dict[str, Series]] = {}
-    for m in store.models():
-        s, series = summarize_model(by_model.get(m["name"], []), m["role"], ctx, model=m["name"])
+    for m in model_rows:
+        s, series = summarize_model(accs[m["name"]], m["role"], ctx, model=m["name"])
         info = dict(m["info"] or {})
         s["unavailable"] = {**info.pop("unavailable", {}), **s["unavailable"]}
         for key, value in info.items():
@@ -211,6 +303,9 @@ def build_summary(cfg: RunConfig, store: Store) -> RunSummary:
     pairwise = _pairwise(candidate_series, ctx)
     if judge.ran:
         pairwise.setdefault("judge.ratio", [])
+    slices = {tag: {value: {m["name"]: ModelSummary.model_validate(summarize_model(
+        slice_accs[(tag, value, m["name"])], m["role"], ctx, model=m["name"], items=ids)[0]) for m in model_rows}
+        for value, ids in sorted(values.items())} for tag, values in groups.items()}
     return RunSummary.model_validate({
         "schema": SCHEMA_VERSION,
         "run": {"name": cfg.name, "task": cfg.task, "items": len(items),
@@ -221,24 +316,14 @@ def build_summary(cfg: RunConfig, store: Store) -> RunSummary:
         "judge_status": judge.status,
         "pairwise": pairwise,
         "bench": bench_section(store),
-        "slices": _slices(items, by_model, store.models(), ctx),
+        "slices": slices,
     })
 
 
-def _slices(items: list[dict[str, Any]], by_model: dict[str, list[dict[str, Any]]], models: list[dict[str, Any]],
-            ctx: Context) -> dict[str, dict[str, dict[str, Any]]]:
-    """``{tag: {value: {model: summary over the items with that tag value}}}`` (empty without tags)."""
+def _tag_groups(items: list[dict[str, Any]]) -> dict[str, dict[str, set[str]]]:
+    """``{tag: {value: item ids}}`` of the items' tags (empty without tags)."""
     groups: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
     for it in items:
         for tag, value in (it.get("tags") or {}).items():
             groups[tag][str(value)].add(it["id"])
-    out: dict[str, dict[str, dict[str, Any]]] = {}
-    for tag, values in groups.items():
-        out[tag] = {}
-        for value, ids in sorted(values.items()):
-            out[tag][value] = {
-                m["name"]: ModelSummary.model_validate(summarize_model(
-                    [r for r in by_model.get(m["name"], []) if r["item"] in ids], m["role"], ctx, model=m["name"],
-                    items=ids)[0])
-                for m in models}
-    return out
+    return groups

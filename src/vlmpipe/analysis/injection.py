@@ -44,19 +44,22 @@ def _candidate_scores(store: Store) -> dict[str, float]:
 def injection_blocks(store: Store, candidates: list[str]) -> dict[str, dict[str, Any]]:
     """``models.<m>.injection`` of every candidate: ``{suspected, flagged, score_fence, items}``."""
     scores = _candidate_scores(store)
-    gens: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for g in store.generations(role="candidate"):
-        if g["error"] is None:
-            gens[g["model"]].append(g)
+    judged: dict[str, list[float]] = defaultdict(list)  # model -> its judged candidate scores
+    suspects: dict[str, list[tuple[dict[str, Any], str]]] = defaultdict(list)
+    for chunk in store.iter_generations():  # the run's rows streamed: only the suspected ones are kept
+        for g in chunk:
+            if g["role"] != "candidate" or g["error"] is not None:
+                continue
+            if g["key"] in scores:
+                judged[g["model"]].append(scores[g["key"]])
+            phrase = suspected_injection(g["text"])
+            if phrase:
+                suspects[g["model"]].append(({k: g[k] for k in ("key", "item", "repeat")}, phrase))
     out = {}
     for name in candidates:
-        model_scores = [scores[g["key"]] for g in gens.get(name, []) if g["key"] in scores]
-        fence = upper_fence(model_scores)
+        fence = upper_fence(judged.get(name, []))
         entries = []
-        for g in gens.get(name, []):
-            phrase = suspected_injection(g["text"])
-            if not phrase:
-                continue
+        for g, phrase in suspects.get(name, []):
             score = scores.get(g["key"])
             outlier = fence is not None and score is not None and score > fence
             entries.append({"item": g["item"], "repeat": g["repeat"], "phrase": phrase,
