@@ -5,7 +5,8 @@
   bit-identical, others to rounding);
 * chrF++ counts each text's n-grams once and compares two texts once for both directions: sacrebleu's numbers;
 * OCR hands Tesseract many files per process, by path when it can read them as they are: ``ocr_lines``' text;
-* the model-free metrics scored in worker processes: the scores of scoring in one process.
+* the model-free metrics scored in worker processes: the scores of scoring in one process;
+* each (model, item)'s consistency, kept by the score stage: the summary of computing it in the summary.
 
 Timings live in ``benchmarks/scale.py``; nothing here compares wall-clock times.
 """
@@ -161,6 +162,35 @@ def test_worker_processes_score_what_one_process_scores(tmp_path: Path, monkeypa
                 "SELECT g.model, g.item, g.repeat, s.metric, s.value, s.detail FROM scores s"
                 " JOIN generations g ON g.key = s.key"))
             found[name + " ocr"] = [i["ocr_text"] for i in store.items()]
+            found[name + " stability"] = store.stability()
     assert found["here"] == found["pool"]
     assert found["here ocr"] == found["pool ocr"]
+    assert found["here stability"] == found["pool stability"] and len(found["here stability"]) == 3 * 6
     assert {r[3] for r in found["here"]} >= {"chrf", "rouge1_f", "spelling_errors", "language", "hallucinated_numbers"}
+
+
+def test_stored_stability_gives_the_summary_computing_it_gives(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                                                ) -> None:
+    """The score stage keeps each (model, item)'s consistency with a key of its texts; the summary uses it while the
+    texts are the same and computes it again when they changed."""
+    from vlmpipe.analysis.aggregate import build_summary
+
+    monkeypatch.setenv("VLMPIPE_DEFAULT_METRICS_EXCLUDE", "perplexity,bleurt,bertscore,grounding")
+    run = import_table(write_table(tmp_path / "in"), tmp_path / "run", images=tmp_path / "in")
+    cfg = run_config(run)
+    with open_store(run) as store:
+        score_run(cfg, store, show_progress=False, workers=1)
+        assert len(store.stability()) == 3 * 6  # every (model, screenshot): 3 repeats, at most one failed
+        kept = build_summary(cfg, store).model_dump(mode="json")
+        store.conn.execute("DELETE FROM stability")
+        assert build_summary(cfg, store).model_dump(mode="json") == kept
+        score_run(cfg, store, show_progress=False, workers=1)  # nothing to score: the stability is filled again
+        assert len(store.stability()) == 3 * 6
+        # a changed answer: the stored figure no longer matches its texts and is not used
+        key = store.conn.execute("SELECT key FROM generations WHERE model = 'model-0' AND item = 's0' AND repeat = 0"
+                                 ).fetchone()[0]
+        store.conn.execute("UPDATE generations SET text = 'совсем другой ответ' WHERE key = ?", (key,))
+        changed = build_summary(cfg, store).model_dump(mode="json")
+        store.conn.execute("DELETE FROM stability")
+        assert build_summary(cfg, store).model_dump(mode="json") == changed
+        assert changed["models"]["model-0"]["consistency_mean"] != kept["models"]["model-0"]["consistency_mean"]

@@ -30,6 +30,7 @@ from vlmpipe.analysis.summary import SCHEMA_VERSION, ModelSummary, PairwiseEntry
 from vlmpipe.core.config import RunConfig
 from vlmpipe.core.store import Store
 from vlmpipe.metrics.base import REGISTRY
+from vlmpipe.metrics.overlap import texts_key
 
 #: Columns every generation row has (not metric scores): derived from the generation itself.
 DERIVED = ("latency_s", "length_chars", "chars_per_s", "output_tokens_per_s")
@@ -125,8 +126,10 @@ class ModelRows:
     the store yields them: the values of every column field by screenshot, the errors, timings, and each item's
     stability as soon as its repeats are in. The rows themselves are not kept."""
 
-    def __init__(self, cluster: dict[str, str]) -> None:
+    def __init__(self, cluster: dict[str, str],
+                 stored: dict[tuple[str, str], tuple[str, float | None, float | None]] | None = None) -> None:
         self.cluster = cluster
+        self.stored = stored or {}  # the score stage's stability per (model, item), with its texts' key
         self.n = 0
         self.n_ok = 0
         self.errors: dict[str, int] = defaultdict(int)
@@ -161,7 +164,12 @@ class ModelRows:
         if self._item is None:
             return
         self._done.add(self._item)
-        self.stability.update(per_item(self._group))
+        texts = [r["text"] for r in self._group if r.get("text") is not None]
+        hit = self.stored.get((self._group[0]["model"], self._item)) if len(texts) >= 2 else None
+        if hit is not None and hit[0] == texts_key(texts) and hit[1] is not None and hit[2] is not None:
+            self.stability[self._item] = (hit[1], hit[2])  # what the score stage computed from these texts
+        else:
+            self.stability.update(per_item(self._group))
         std = item_std(self._group)
         if std or len([r for r in self._group if r.get("text") is not None]) >= 2:
             self.stds.append(std)
@@ -277,8 +285,9 @@ def build_summary(cfg: RunConfig, store: Store) -> RunSummary:
         for value, ids in values.items():
             for i in ids:
                 tags_of[i].append((tag, value))
-    accs = {m["name"]: ModelRows(ctx.cluster) for m in model_rows}
-    slice_accs = {(tag, value, m["name"]): ModelRows(ctx.cluster)
+    stored = store.stability()
+    accs = {m["name"]: ModelRows(ctx.cluster, stored) for m in model_rows}
+    slice_accs = {(tag, value, m["name"]): ModelRows(ctx.cluster, stored)
                   for tag, values in groups.items() for value in values for m in model_rows}
     for row in iter_table(store, details=False):
         acc = accs.get(row["model"])

@@ -12,39 +12,26 @@ Per model: ``consistency_mean`` and ``distinct_answer_rate`` are the means over 
 ``within_item_std`` is ``{column: mean over items of that column's std}`` for ``length_chars``,
 ``latency_s`` and every metric column that aggregates as a mean (``rouge1_f``, ``chrf``...).
 With one repeat per item these are ``None`` and the summary says why.
+
+The score stage computes each (model, item)'s consistency and distinct share once, in its worker processes, and
+keeps them in the store with a hash of the texts (``stability`` table); the summary reuses them while the texts are
+the same, and computes what is missing.
 """
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
-from itertools import combinations
+from collections import defaultdict
 from typing import Any
 
 import numpy as np
 
 from vlmpipe.metrics.base import REGISTRY
-from vlmpipe.metrics.overlap import chrf_pair
+from vlmpipe.metrics.overlap import consistency, distinct_share
+
+__all__ = ["NEEDS_REPEATS", "STABILITY_KEYS", "consistency", "distinct_share", "item_std", "mean_item_std",
+           "per_item", "within_item_std"]
 
 NEEDS_REPEATS = "needs at least 2 successful repeats of an item"
-
-
-def consistency(texts: list[str]) -> float | None:
-    """Mean pairwise symmetric chrF++ (0–100) of the texts; ``None`` for fewer than two."""
-    if len(texts) < 2:
-        return None
-    counts = Counter(texts)  # identical repeats score 100 without calling chrF
-    n = len(texts)
-    total = sum(100.0 * c * (c - 1) / 2 for c in counts.values())
-    for (a, ca), (b, cb) in combinations(counts.items(), 2):
-        ab, ba = chrf_pair(a, b)
-        total += ca * cb * (ab + ba) / 2
-    return total / (n * (n - 1) / 2)
-
-
-def distinct_share(texts: list[str]) -> float | None:
-    if not texts:
-        return None
-    return len({" ".join(t.split()) for t in texts}) / len(texts)
 
 
 def _std_columns() -> list[str]:

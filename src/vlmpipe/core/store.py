@@ -47,6 +47,10 @@ SCHEMA = [
         candidate_score REAL, reference_score REAL, explanation_candidate TEXT, explanation_reference TEXT,
         raw TEXT, error TEXT, error_kind TEXT, attempts INTEGER, prompt_tokens INTEGER,
         completion_tokens INTEGER, cost_usd REAL, latency_s REAL, created_at REAL NOT NULL)""",
+    # Each (model, item)'s stability across repeats, computed by the score stage from the texts ``texts`` names.
+    """CREATE TABLE IF NOT EXISTS stability (
+        model TEXT NOT NULL, item TEXT NOT NULL, texts TEXT NOT NULL, consistency REAL, distinct_share REAL,
+        PRIMARY KEY (model, item))""",
     """CREATE TABLE IF NOT EXISTS bench (
         model TEXT NOT NULL, concurrency INTEGER NOT NULL, result TEXT NOT NULL, created_at REAL NOT NULL,
         PRIMARY KEY (model, concurrency))""",
@@ -62,8 +66,15 @@ JUDGEMENT_FIELDS = (
 #: does not pay for them again. Transport failures (timeouts, HTTP errors) are retried by the next run.
 FINAL_JUDGE_ERRORS = ("malformed", "out_of_range")
 
-#: Orders of :meth:`Store.iter_generations`: by model (then item, repeat), or by item (then model, repeat).
-ORDERS = {"model": "m.position, i.position, g.repeat, g.key", "item": "i.position, m.position, g.repeat, g.key"}
+#: Orders of :meth:`Store.iter_generations`: by model (then item, repeat); by item (then model, repeat); by screenshot
+#: (in the order of its first item), then item, model, repeat — the gallery's cards. ``(join, order by)``.
+ORDERS = {
+    "model": ("", "m.position, i.position, g.repeat, g.key"),
+    "item": ("", "i.position, m.position, g.repeat, g.key"),
+    "screenshot": (" LEFT JOIN (SELECT COALESCE(screenshot, id) AS shot, MIN(position) AS first FROM items"
+                   " GROUP BY COALESCE(screenshot, id)) s ON s.shot = COALESCE(i.screenshot, i.id)",
+                   "s.first, i.position, m.position, g.repeat, g.key"),
+}
 
 GENERATION_FIELDS = (
     "key", "model", "role", "item", "repeat", "text", "error", "error_kind", "latency_s", "ttft_s",
@@ -224,9 +235,10 @@ class Store:
     # --- streaming the current plan's generations (reports and scoring of large runs) -------------------------
     # A run of 40,000 generations is read in chunks, in a stable order, never whole: memory stays flat as runs grow.
 
-    def _planned(self, columns: str, *, ok: bool = False, model: str | None = None) -> tuple[str, list[Any]]:
+    def _planned(self, columns: str, *, ok: bool = False, model: str | None = None, join: str = ""
+                 ) -> tuple[str, list[Any]]:
         sql = (f"SELECT {columns} FROM generations g JOIN plan p ON p.key = g.key"
-               " LEFT JOIN models m ON m.name = g.model LEFT JOIN items i ON i.id = g.item")
+               " LEFT JOIN models m ON m.name = g.model LEFT JOIN items i ON i.id = g.item" + join)
         where, args = [], []
         if ok:
             where.append("g.error IS NULL AND g.text IS NOT NULL")
@@ -237,12 +249,13 @@ class Store:
 
     def iter_generations(self, *, order: str = "model", ok: bool = False, model: str | None = None,
                          chunk: int = 1000) -> Iterator[list[dict[str, Any]]]:
-        """The current plan's generation rows (``token_times`` left out) in lists of up to ``chunk``: in model, item
-        and repeat order (``order="model"``, as :meth:`generations`) or item, model and repeat (``"item"``);
-        ``ok``: the successful ones with a text; ``model``: one model's."""
+        """The current plan's generation rows (``token_times`` left out) in lists of up to ``chunk``, in one of
+        :data:`ORDERS` (``"model"``: as :meth:`generations`); ``ok``: the successful ones with a text; ``model``:
+        one model's."""
         cols = ",".join(f"g.{f}" for f in GENERATION_FIELDS if f != "token_times")
-        sql, args = self._planned(cols, ok=ok, model=model)
-        cur = self.conn.execute(sql + " ORDER BY " + ORDERS[order], args)
+        join, order_by = ORDERS[order]
+        sql, args = self._planned(cols, ok=ok, model=model, join=join)
+        cur = self.conn.execute(sql + " ORDER BY " + order_by, args)
         while True:
             rows = cur.fetchmany(chunk)
             if not rows:
@@ -329,6 +342,17 @@ class Store:
 
     def scored_keys(self, metric: str) -> set[str]:
         return {r[0] for r in self.conn.execute("SELECT key FROM scores WHERE metric = ?", (metric,))}
+
+    # --- stability of each (model, item) across repeats (score stage; the summary reuses it) -------------------
+    def put_stability(self, rows: Iterable[tuple[str, str, str, float | None, float | None]]) -> None:
+        """``(model, item, texts key, consistency, distinct share)`` rows."""
+        with self.transaction() as c:
+            c.executemany("INSERT OR REPLACE INTO stability VALUES (?,?,?,?,?)", list(rows))
+
+    def stability(self) -> dict[tuple[str, str], tuple[str, float | None, float | None]]:
+        """``{(model, item): (texts key, consistency, distinct share)}``."""
+        return {(r[0], r[1]): (r[2], r[3], r[4])
+                for r in self.conn.execute("SELECT model, item, texts, consistency, distinct_share FROM stability")}
 
     # --- OCR text of items (grounding metric) -------------------------------------------------------
     def set_ocr_text(self, item: str, text: str) -> None:

@@ -58,7 +58,8 @@ def _codes(ctx: ScoreContext) -> tuple[str, ...]:
 class LanguageId(Metric):
     name = "language"
     columns = ("language", "off_language")
-    parallel = True
+    # not in worker processes: lingua detects distinct texts on every core by itself, and its models take ~180 MB in
+    # each process that loads them
     fields = (
         SummaryField("off_language_rate", "off-language", short="off-lang", column="off_language", aggregation="rate",
                      fmt="{:.1%}", higher_is_better=False, group="language",

@@ -16,7 +16,10 @@ A generation whose item has no reference gets ``None`` (detail ``"no reference"`
 
 from __future__ import annotations
 
+import hashlib
+from collections import Counter
 from functools import cache, lru_cache
+from itertools import combinations
 from typing import Any
 
 from vlmpipe.core.fields import SummaryField
@@ -89,6 +92,35 @@ def chrf_pair(a: str, b: str) -> tuple[float, float]:
 def chrf(generation: str, reference: str) -> float:
     """chrF++ of a generation against one reference, 0–100."""
     return chrf_pair(generation, reference)[0]
+
+
+def consistency(texts: list[str]) -> float | None:
+    """Mean pairwise symmetric chrF++ (0–100) of the texts (repeats of one item); ``None`` for fewer than two."""
+    if len(texts) < 2:
+        return None
+    counts = Counter(texts)  # identical repeats score 100 without calling chrF
+    n = len(texts)
+    total = sum(100.0 * c * (c - 1) / 2 for c in counts.values())
+    for (a, ca), (b, cb) in combinations(counts.items(), 2):
+        ab, ba = chrf_pair(a, b)
+        total += ca * cb * (ab + ba) / 2
+    return total / (n * (n - 1) / 2)
+
+
+def distinct_share(texts: list[str]) -> float | None:
+    """Distinct answers / repeats, comparing texts after stripping and collapsing whitespace."""
+    if not texts:
+        return None
+    return len({" ".join(t.split()) for t in texts}) / len(texts)
+
+
+def texts_key(texts: list[str]) -> str:
+    """What a stored stability figure was computed from: a hash of the texts, in order."""
+    digest = hashlib.sha256()
+    for t in texts:
+        digest.update(t.encode("utf-8", "surrogatepass"))
+        digest.update(b"\x00\x1f")
+    return f"{len(texts)}:{digest.hexdigest()[:24]}"
 
 
 def _has_references(ctx: ScoreContext) -> str | None:

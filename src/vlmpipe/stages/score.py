@@ -8,6 +8,8 @@ metric's :meth:`~vlmpipe.metrics.base.Metric.prepare` runs first (the grounding 
 there, once per distinct screenshot). The metrics that declare ``parallel`` (the model-free ones) then score the
 chunks in worker processes, one per core, when the run is large enough for that to pay (``POOL_MIN_ROWS``); the
 others (model-based: perplexity, BLEURT, BERTScore, plugins) score them in this process, one metric at a time.
+Last, each (model, item)'s consistency across repeats (chrF++ between every two repeats) and distinct share are
+computed where the texts changed, in the same workers, and kept in the store for the summary.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from vlmpipe.core.config import ConfigError, RunConfig
 from vlmpipe.core.progress import progress_bar
 from vlmpipe.core.store import Store
 from vlmpipe.metrics.base import REGISTRY, Metric, ScoreContext
+from vlmpipe.metrics.overlap import consistency, distinct_share, texts_key
 
 log = logging.getLogger("vlmpipe.score")
 
@@ -113,22 +116,27 @@ def score_run(cfg: RunConfig, store: Store, *, show_progress: bool = True, worke
             metric.prepare(ctx, scored_items)
         parallel = [t for t in todo if t[0].parallel]
         n_workers = default_workers() if workers is None else max(1, workers)
-        if parallel:
-            use_pool = n_workers > 1 and n_rows >= pool_min_rows
-            label = "score " + ", ".join(m.name for m, _c, _v in parallel)
-            try:
-                with _executor(ctx, [m for m, _c, _v in parallel], n_workers if use_pool else 1) as pool, \
-                        progress_bar(label, n_rows, enabled=show_progress) as advance:
-                    _score_chunks(store, ctx, parallel, CHUNK, pool, advance, max_pending=2 * n_workers)
-            except BrokenProcessPool as err:  # e.g. a script without `if __name__ == "__main__":` re-run by a worker
-                log.warning("scoring in this process: the worker processes failed (%s)", err)
+        use_pool = n_workers > 1 and n_rows >= pool_min_rows and bool(parallel)
+        label = "score " + ", ".join(m.name for m, _c, _v in parallel)
+        try:
+            with _executor(ctx, [m for m, _c, _v in parallel], n_workers if use_pool else 1) as pool:
+                if parallel:
+                    with progress_bar(label, n_rows, enabled=show_progress) as advance:
+                        _score_chunks(store, ctx, parallel, CHUNK, pool, advance, max_pending=2 * n_workers)
+                _score_stability(store, pool, max_pending=2 * n_workers)
+        except BrokenProcessPool as err:  # e.g. a script without `if __name__ == "__main__":` re-run by a worker
+            log.warning("scoring in this process: the worker processes failed (%s)", err)
+            if parallel:
                 with progress_bar(label, n_rows, enabled=show_progress) as advance:
                     _score_chunks(store, ctx, parallel, CHUNK, None, advance)
+            _score_stability(store, None)
         for entry in (t for t in todo if not t[0].parallel):
             with progress_bar(f"score {entry[0].name}", n_rows, enabled=show_progress) as advance:
                 _score_chunks(store, ctx, [entry], SERIAL_CHUNK, None, advance)
         for metric, _current, version in todo:
             store.set_meta(f"metric_version:{metric.name}", version)
+    else:
+        _score_stability(store, None)
     enabled = {m.name: m for m in enabled_metrics(cfg)}
     for name in REGISTRY:  # which scorer/checkpoint produced each metric, for summary.json
         store.set_meta(f"metric_info:{name}", enabled[name].summary_info(ctx) if name in enabled else {})
@@ -196,6 +204,62 @@ def _score_here(rows: list[dict[str, Any]], plan: list[tuple[str, list[int] | No
     if advance is not None and len(plan) != 1:
         advance(len(rows))
     return out
+
+
+#: (model, item) groups per stability job.
+STABILITY_BATCH = 200
+StabilityRow = tuple[str, str, str, float | None, float | None]
+
+
+def _stability_rows(groups: list[tuple[str, str, str, list[str]]]) -> list[StabilityRow]:
+    return [(model, item, key, consistency(texts), distinct_share(texts)) for model, item, key, texts in groups]
+
+
+def _score_stability(store: Store, pool: ProcessPoolExecutor | None, max_pending: int = 2) -> None:
+    """Each (model, item) with two or more successful repeats: its consistency and distinct share, computed (in
+    ``pool`` when given) where the store has none for its current texts."""
+    stored = store.stability()
+    pending: list[Future[list[StabilityRow]]] = []
+    batch: list[tuple[str, str, str, list[str]]] = []
+
+    def group_done(model: str, item: str, texts: list[str]) -> None:
+        if len(texts) < 2:
+            return
+        key = texts_key(texts)
+        if stored.get((model, item), ("",))[0] != key:
+            batch.append((model, item, key, texts))
+        if len(batch) >= STABILITY_BATCH:
+            send()
+
+    def send() -> None:
+        nonlocal batch
+        if not batch:
+            return
+        if pool is None:
+            store.put_stability(_stability_rows(batch))
+        else:
+            pending.append(pool.submit(_stability_rows, batch))
+            while len(pending) >= max_pending:
+                done, _ = wait(pending, return_when="FIRST_COMPLETED")
+                for f in done:
+                    pending.remove(f)
+                    store.put_stability(f.result())
+        batch = []
+
+    current: tuple[str, str] | None = None
+    texts: list[str] = []
+    for rows in store.iter_generations(ok=True, chunk=CHUNK):
+        for r in rows:
+            if (r["model"], r["item"]) != current:
+                if current is not None:
+                    group_done(*current, texts)
+                current, texts = (r["model"], r["item"]), []
+            texts.append(r["text"])
+    if current is not None:
+        group_done(*current, texts)
+    send()
+    for f in pending:
+        store.put_stability(f.result())
 
 
 # --- worker processes -----------------------------------------------------------------------------------------
