@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import warnings
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -76,7 +76,11 @@ def plot_name(f: SummaryField) -> str:
     return "field_" + f.key.replace(".", "_")
 
 
-def drawers(summary: RunSummary, table: list[dict[str, Any]]) -> list[tuple[str, bool, Callable[[], Drawn]]]:
+#: What the latency plot needs of a run: its generation rows, or ``{model: latencies}`` (``Store.latencies()``).
+Latencies = Iterable[dict[str, Any]] | Mapping[str, list[float]]
+
+
+def drawers(summary: RunSummary, table: Latencies) -> list[tuple[str, bool, Callable[[], Drawn]]]:
     """Every plot of the report as ``(name, wide, draw)``, in page order (a draw says why when it has nothing)."""
     return [("tech_stats", True, lambda: tech_table(summary)),
             *((plot_name(f), False, lambda f=f: interval_plot(summary, f)) for f in plot_fields()),
@@ -85,7 +89,7 @@ def drawers(summary: RunSummary, table: list[dict[str, Any]]) -> list[tuple[str,
             ("paired_differences", False, lambda: paired_differences(summary))]
 
 
-def write_plots(summary: RunSummary, table: list[dict[str, Any]], out: Path) -> PlotResult:
+def write_plots(summary: RunSummary, table: Latencies, out: Path) -> PlotResult:
     """Draw every plot this run has the numbers for into ``out`` (``<name>.png``)."""
     out.mkdir(parents=True, exist_ok=True)
     result = PlotResult()
@@ -193,12 +197,15 @@ def interval_plot(summary: RunSummary, f: SummaryField) -> Drawn:
     return fig, f"{f.label}: value and 95% intervals per model" + (" (lower is better)" if note else "")
 
 
-def latency(summary: RunSummary, table: list[dict[str, Any]]) -> Drawn:
+def latency(summary: RunSummary, table: Latencies) -> Drawn:
     """Every successful generation's end-to-end latency per model (ranking order), as box plots."""
     per: dict[str, list[float]] = defaultdict(list)
-    for r in table:
-        if r.get("error") is None and (v := number(r.get("latency_s"))) is not None:
-            per[r["model"]].append(v)
+    if isinstance(table, Mapping):
+        per.update({m: [v for v in map(number, vals) if v is not None] for m, vals in table.items()})
+    else:
+        for r in table:
+            if r.get("error") is None and (v := number(r.get("latency_s"))) is not None:
+                per[r["model"]].append(v)
     names = [n for n in summary.ranked() if per.get(n)]
     if not names:
         return "no successful generations with a latency"

@@ -9,25 +9,32 @@ generation with the reference: every other metric — overlap, semantic, groundi
 scores and explanations — ``judgement_scores.xlsx``; says "judge not run" when the store has none) and
 ``generations`` (the full contract table). Each sheet is also written as CSV.
 
-Model output is untrusted: in the workbook a text beginning with ``=``, ``+``, ``-`` or ``@`` is stored as a
-string cell, never as a formula. The CSV keeps texts exactly as generated, for machines to read.
+The per-generation tables are streamed: rows come from the store in chunks (:func:`iter_table`) and go straight into
+the CSVs and the workbook (:mod:`vlmpipe.render.xlsx`), so a run of any size is written in constant memory. A sheet
+longer than Excel's limit (1,048,576 rows with the header) continues in ``<name> 2``, ``<name> 3``..., and a last
+sheet ``notes`` says so; the CSVs hold every row in one file.
+
+Model output is untrusted: in the workbook every text is a string cell, never a formula (whatever it starts with).
+The CSV keeps texts exactly as generated.
 """
 
 from __future__ import annotations
 
 import csv
+import tempfile
+from collections.abc import Iterable
+from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from openpyxl import Workbook
-from openpyxl.styles import Alignment, Font
-from openpyxl.utils import get_column_letter
-from openpyxl.worksheet.worksheet import Worksheet
-
+from vlmpipe.analysis.aggregate import iter_table
 from vlmpipe.analysis.catalogue import catalogue, technical_columns
 from vlmpipe.analysis.summary import ModelSummary, RunSummary, number
 from vlmpipe.core.fields import SummaryField
+from vlmpipe.core.store import Store
 from vlmpipe.metrics.base import REGISTRY
+from vlmpipe.render.xlsx import MAX_ROWS, Sheet, XlsxWriter, sheet_file
 
 BASE_COLUMNS = ["model", "item", "repeat", "text", "error", "latency_s", "ttft_s", "length_chars", "chars_per_s"]
 EXTRA_COLUMNS = ["role", "error_kind", "output_tokens_per_s", "prompt_tokens", "completion_tokens"]
@@ -35,7 +42,12 @@ EXTRA_COLUMNS = ["role", "error_kind", "output_tokens_per_s", "prompt_tokens", "
 
 def metric_columns(rows: list[dict[str, Any]]) -> list[str]:
     """Metric columns in registry order, then any other stored metric (e.g. from an import)."""
-    present = {m for r in rows for m in r["metrics"]}
+    return ordered_columns({m for r in rows for m in r["metrics"]})
+
+
+def ordered_columns(present: Iterable[str]) -> list[str]:
+    """These metric columns in registry order, then the others (e.g. recorded by an import) sorted."""
+    present = set(present)
     ordered = [c for cls in REGISTRY.values() for c in cls.columns if c in present]
     return ordered + sorted(present - set(ordered))
 
@@ -47,41 +59,11 @@ def cell_value(value: Any, detail: Any) -> Any:
     return value
 
 
-def generation_rows(table: list[dict[str, Any]]) -> tuple[list[str], list[list[Any]]]:
-    cols = metric_columns(table)
-    header = BASE_COLUMNS + cols + EXTRA_COLUMNS
-    rows = []
-    for r in table:
-        base = [r.get(c) for c in BASE_COLUMNS]
-        mets = [cell_value(*r["metrics"][c]) if c in r["metrics"] else None for c in cols]
-        rows.append(base + mets + [r.get(c) for c in EXTRA_COLUMNS])
-    return header, rows
-
-
-def write_csv(path: Path, header: list[str], rows: list[list[Any]]) -> None:
+def write_csv(path: Path, header: list[str], rows: Iterable[list[Any]]) -> None:
     with path.open("w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
         w.writerow(header)
-        w.writerows([["" if v is None else v for v in row] for row in rows])
-
-
-def write_sheet(ws: Worksheet, header: list[str], rows: list[list[Any]], *, widths: dict[str, int] | None = None,
-                number_format: str = "0.000") -> None:
-    """Header row frozen, texts as plain strings (formula-safe), floats with a number format."""
-    ws.append(header)
-    for row in rows:
-        ws.append([None if v is None else v for v in row])
-    for row_cells in ws.iter_rows(min_row=2):
-        for cell in row_cells:
-            if isinstance(cell.value, str):
-                if cell.data_type == "f" or cell.value[:1] in ("=", "+", "-", "@"):
-                    cell.data_type = "s"
-            elif isinstance(cell.value, float):
-                cell.number_format = number_format
-    ws.freeze_panes = "A2"
-    for i, name in enumerate(header, 1):
-        width = (widths or {}).get(name, 60 if name in ("text", "reference", "explanation", "error") else 14)
-        ws.column_dimensions[get_column_letter(i)].width = width
+        w.writerows(["" if v is None else v for v in row] for row in rows)
 
 
 #: Per-model entries the summary sheet leaves out: lists and counts by kind (``errors_by_kind`` is the Errors table;
@@ -147,32 +129,75 @@ def detail_text(detail: Any) -> str | None:
     return None
 
 
+@dataclass
+class GenerationColumns:
+    """The columns of a run's per-generation tables: its metric columns (registry order) and those whose detail
+    lists words (they get a ``<metric>_detail`` column in the sheets)."""
+
+    metrics: list[str]
+    details: set[str]
+
+    @classmethod
+    def of_store(cls, store: Store) -> GenerationColumns:
+        """From the store, without reading the rows: the metrics scored, and for each whether some detail of it
+        lists a word (stops at the first)."""
+        metrics = ordered_columns(store.score_metrics())
+        return cls(metrics, {m for m in metrics if any(detail_text(d) for d in store.score_details(m))})
+
+    @classmethod
+    def of_table(cls, table: list[dict[str, Any]]) -> GenerationColumns:
+        metrics = metric_columns(table)
+        return cls(metrics, {c for c in metrics if any(detail_text(r["metrics"].get(c, (None, None))[1])
+                                                       for r in table)})
+
+    def generations(self) -> tuple[list[str], Any]:
+        """The contract table (``generations.csv``, the ``generations`` sheet): its header and a row maker."""
+        cols = self.metrics
+
+        def row(r: dict[str, Any]) -> list[Any]:
+            mets = [cell_value(*r["metrics"][c]) if c in r["metrics"] else None for c in cols]
+            return [r.get(c) for c in BASE_COLUMNS] + mets + [r.get(c) for c in EXTRA_COLUMNS]
+
+        return BASE_COLUMNS + cols + EXTRA_COLUMNS, row
+
+    def sheet(self, items: dict[str, dict[str, Any]], *, tech: bool) -> tuple[list[str], Any]:
+        """The technical (``tech=True``) or automatic-metrics sheet: its header and a row maker. A metric's columns
+        are technical when any of its fields is (:func:`vlmpipe.analysis.catalogue.technical_columns`); a recorded
+        score (``recorded_<column>``) goes with its column, any other stored score with the automatic metrics."""
+        technical = technical_columns()
+        cols = [c for c in self.metrics if (c.removeprefix("recorded_") in technical) == tech]
+        details = [c for c in cols if c in self.details]
+        if tech:
+            base = ["model", "item", "repeat", "text", "error", "latency_s", "ttft_s", "length_chars", "chars_per_s",
+                    "output_tokens_per_s", "prompt_tokens", "completion_tokens"]
+        else:
+            base = ["model", "item", "repeat", "text", "reference"]
+        header = base + [h for c in cols for h in ([c, f"{c}_detail"] if c in details else [c])]
+        detailed = set(details)
+
+        def row(r: dict[str, Any]) -> list[Any]:
+            out = [items.get(r["item"], {}).get("reference") if c == "reference" else r.get(c) for c in base]
+            for c in cols:
+                v, d = r["metrics"].get(c, (None, None))
+                out.append(cell_value(v, d))
+                if c in detailed:
+                    out.append(detail_text(d))
+            return out
+
+        return header, row
+
+
+def generation_rows(table: list[dict[str, Any]]) -> tuple[list[str], list[list[Any]]]:
+    """The contract table of rows held in memory (``generations.csv``)."""
+    header, row = GenerationColumns.of_table(table).generations()
+    return header, [row(r) for r in table]
+
+
 def per_generation_sheet(table: list[dict[str, Any]], items: dict[str, dict[str, Any]], *, tech: bool
                          ) -> tuple[list[str], list[list[Any]]]:
-    """The technical (``tech=True``) or automatic-metrics sheet: one row per generation, the metric columns of that
-    kind that this run has, and a ``<metric>_detail`` column where a metric lists words (misspellings,
-    invented numbers, missing facts). A metric's columns are technical when any of its fields is
-    (:func:`vlmpipe.analysis.catalogue.technical_columns`); a recorded score (``recorded_<column>``) goes with its
-    column, any other stored score with the automatic metrics."""
-    technical = technical_columns()
-    cols = [c for c in metric_columns(table) if (c.removeprefix("recorded_") in technical) == tech]
-    details = [c for c in cols if any(detail_text(r["metrics"].get(c, (None, None))[1]) for r in table)]
-    if tech:
-        base = ["model", "item", "repeat", "text", "error", "latency_s", "ttft_s", "length_chars", "chars_per_s",
-                "output_tokens_per_s", "prompt_tokens", "completion_tokens"]
-    else:
-        base = ["model", "item", "repeat", "text", "reference"]
-    header = base + [h for c in cols for h in ([c, f"{c}_detail"] if c in details else [c])]
-    rows = []
-    for r in table:
-        row = [items.get(r["item"], {}).get("reference") if c == "reference" else r.get(c) for c in base]
-        for c in cols:
-            v, d = r["metrics"].get(c, (None, None))
-            row.append(cell_value(v, d))
-            if c in details:
-                row.append(detail_text(d))
-        rows.append(row)
-    return header, rows
+    """The technical or automatic-metrics sheet of rows held in memory (see :meth:`GenerationColumns.sheet`)."""
+    header, row = GenerationColumns.of_table(table).sheet(items, tech=tech)
+    return header, [row(r) for r in table]
 
 
 JUDGEMENT_FIRST = ["model", "item", "repeat", "candidate_position", "candidate", "reference", "reference_score",
@@ -199,43 +224,143 @@ def _cell(v: Any) -> Any:
     return detail_text(v) if isinstance(v, list | dict) else v
 
 
-def workbook_tables(summary: RunSummary, table: list[dict[str, Any]], items: dict[str, dict[str, Any]],
-                    judgements: list[dict[str, Any]] | None) -> dict[str, tuple[list[str], list[list[Any]]]]:
-    """Every sheet of the workbook as ``{name: (header, rows)}``; ``judgements`` is ``None`` when not run."""
-    sheets = {
-        "summary": flatten_summary(summary),
-        "tech_stats": per_generation_sheet(table, items, tech=True),
-        "auto_metrics": per_generation_sheet(table, items, tech=False),
-    }
+def judgement_sheet(summary: RunSummary, judgements: list[dict[str, Any]] | None,
+                    items: dict[str, dict[str, Any]]) -> tuple[list[str], list[list[Any]]]:
+    """The ``judgements`` sheet, or one cell saying why the judge has not run."""
     if judgements is not None:
-        sheets["judgements"] = judgement_rows(judgements, items)
-    else:
-        why = (summary.judge_status.message if summary.judge_status else "") or (
-            "enable the judge in the run's config and run `vlmpipe judge RUN`")
-        sheets["judgements"] = (["judge"], [[f"judge not run: {why}"]])
-    sheets["generations"] = generation_rows(table)
-    return sheets
+        return judgement_rows(judgements, items)
+    why = (summary.judge_status.message if summary.judge_status else "") or (
+        "enable the judge in the run's config and run `vlmpipe judge RUN`")
+    return ["judge"], [[f"judge not run: {why}"]]
 
 
 WIDTHS = {"model": 32, "item": 18, "repeat": 7, "text": 60, "candidate": 60, "reference": 60, "explanation": 70,
           "error": 30, "judge": 90}
 
 
-def write_workbook(path: Path, summary: RunSummary, table: list[dict[str, Any]],
-                   items: dict[str, dict[str, Any]] | None = None,
-                   judgements: list[dict[str, Any]] | None = None) -> dict[str, tuple[list[str], list[list[Any]]]]:
-    """Write the workbook; returns its sheets (so the caller can write the same tables as CSV)."""
-    sheets = workbook_tables(summary, table, items or {}, judgements)
-    wb = Workbook()
-    first = True
-    for name, (header, rows) in sheets.items():
-        ws = wb.active if first else wb.create_sheet(name)
-        ws.title = name
-        first = False
-        widths = {h: WIDTHS.get(h, 60 if h.endswith("_detail") else max(10, min(24, len(h) + 2))) for h in header}
-        write_sheet(ws, header, rows, widths=widths)
-        for cell in ws[1]:
-            cell.font = Font(bold=True)
-            cell.alignment = Alignment(wrap_text=True, vertical="top")
-    wb.save(path)
-    return sheets
+def _widths(header: list[str]) -> list[float]:
+    return [WIDTHS.get(h, 60 if h.endswith("_detail") else max(10, min(24, len(h) + 2))) for h in header]
+
+
+#: The per-generation tables: ``(name, technical?)``; each is a CSV and a sheet (``None``: the contract table).
+ROW_TABLES = (("tech_stats", True), ("auto_metrics", False), ("generations", None))
+
+
+@dataclass
+class SheetParts:
+    """A table's sheets as written by :func:`write_row_tables`: ``[(sheet name, XML file, data rows)]``."""
+
+    name: str
+    parts: list[tuple[str, Path, int]]
+
+    def note(self, max_rows: int, csv_name: str | None) -> str | None:
+        """What the workbook's ``notes`` sheet says when the table was split."""
+        if len(self.parts) < 2:
+            return None
+        total = sum(n for _s, _p, n in self.parts)
+        where = ", ".join(f"'{s}' ({n:,})" for s, _p, n in self.parts)
+        return (f"{self.name}: {total:,} rows, more than Excel's {max_rows:,} per sheet (header included): split into "
+                f"{where}" + (f"; all of them are in {csv_name}" if csv_name else ""))
+
+
+class _SplitSheet:
+    """Sheet files for one table, continuing in ``<name> 2``, ``<name> 3``... past ``max_rows`` rows (header
+    included)."""
+
+    def __init__(self, folder: Path, name: str, header: list[str], max_rows: int) -> None:
+        self.folder, self.header, self.max_rows = folder, header, max_rows
+        self.table = SheetParts(name, [])
+        self._sheet = self._next()
+
+    def _next(self) -> Sheet:
+        name = self.table.name if not self.table.parts else f"{self.table.name} {len(self.table.parts) + 1}"
+        path = self.folder / f"{self.table.name}-{len(self.table.parts) + 1}.xml"
+        self.table.parts.append((name, path, 0))
+        return sheet_file(path, self.header, _widths(self.header))
+
+    def append(self, row: list[Any]) -> None:
+        if self._sheet.rows >= self.max_rows:
+            self._sheet.close()
+            self._sheet = self._next()
+        self._sheet.append(row)
+        name, path, n = self.table.parts[-1]
+        self.table.parts[-1] = (name, path, n + 1)
+
+    def close(self) -> SheetParts:
+        self._sheet.close()
+        return self.table
+
+
+def write_row_tables(out: Path, store: Store, items: dict[str, dict[str, Any]], parts: Path, *,
+                     max_rows: int = MAX_ROWS) -> list[SheetParts]:
+    """The per-generation tables from one streamed pass over the store: ``generations.csv``, ``tech_stats.csv`` and
+    ``auto_metrics.csv`` in ``out``, and their sheets' XML in ``parts`` (split past ``max_rows``), for
+    :func:`write_workbook`. Runs in a worker process on large runs."""
+    columns = GenerationColumns.of_store(store)
+    parts.mkdir(parents=True, exist_ok=True)
+    makers = [columns.sheet(items, tech=bool(tech)) if tech is not None else columns.generations()
+              for _name, tech in ROW_TABLES]
+    with ExitStack() as stack:
+        writers = []
+        sheets = []
+        for (name, _tech), (header, _row) in zip(ROW_TABLES, makers, strict=True):
+            f = stack.enter_context((out / f"{name}.csv").open("w", newline="", encoding="utf-8"))
+            w = csv.writer(f)
+            w.writerow(header)
+            writers.append(w.writerow)
+            sheets.append(_SplitSheet(parts, name, header, max_rows))
+        outputs = [(row, write, sheet.append) for (_h, row), write, sheet in zip(makers, writers, sheets, strict=True)]
+        for r in iter_table(store):
+            for row, write_csv_row, append in outputs:
+                values = row(r)
+                write_csv_row(["" if v is None else v for v in values])
+                append(values)
+        return [sheet.close() for sheet in sheets]
+
+
+def write_workbook(out: Path, summary: RunSummary, judgements: list[dict[str, Any]] | None,
+                   items: dict[str, dict[str, Any]], tables: list[SheetParts], *, max_rows: int = MAX_ROWS) -> Path:
+    """``results.xlsx`` and ``summary.csv``: the summary sheet, the per-generation sheets :func:`write_row_tables`
+    wrote, the judgements, and — when a sheet had to be split — a last sheet ``notes`` saying how."""
+    path = out / "results.xlsx"
+    by_name = {t.name: t for t in tables}
+    notes: list[str] = []
+    with XlsxWriter(path) as book:
+        header, rows = flatten_summary(summary)
+        write_csv(out / "summary.csv", header, rows)
+        sheet = book.sheet("summary", header, _widths(header))
+        for r in rows:
+            sheet.append(r)
+        for name in ("tech_stats", "auto_metrics", "judgements", "generations"):
+            if name == "judgements":
+                header, judged = judgement_sheet(summary, judgements, items)
+                table = SheetParts(name, [])
+                for start in range(0, max(1, len(judged)), max_rows - 1):
+                    sheet_name = name if not start else f"{name} {len(table.parts) + 1}"
+                    part = book.sheet(sheet_name, header, _widths(header))
+                    chunk = judged[start:start + max_rows - 1]
+                    for r in chunk:
+                        part.append([_cell(v) for v in r])
+                    table.parts.append((sheet_name, Path(), len(chunk)))
+                note = table.note(max_rows, None)
+            else:
+                table = by_name[name]
+                for sheet_name, part_path, _n in table.parts:
+                    book.add_sheet_file(sheet_name, part_path)
+                note = table.note(max_rows, f"{name}.csv")
+            if note:
+                notes.append(note)
+        if notes:
+            sheet = book.sheet("notes", ["note"], [140])
+            for n in notes:
+                sheet.append([n])
+    return path
+
+
+def write_tables(out: Path, summary: RunSummary, store: Store, items: dict[str, dict[str, Any]],
+                 judgements: list[dict[str, Any]] | None, *, max_rows: int = MAX_ROWS) -> Path:
+    """``results.xlsx`` and ``generations.csv``, ``summary.csv``, ``tech_stats.csv``, ``auto_metrics.csv`` in
+    ``out`` (:func:`write_row_tables`, then :func:`write_workbook`), in this process."""
+    with tempfile.TemporaryDirectory(prefix=".sheets-", dir=out) as parts:
+        tables = write_row_tables(out, store, items, Path(parts), max_rows=max_rows)
+        return write_workbook(out, summary, judgements, items, tables, max_rows=max_rows)
