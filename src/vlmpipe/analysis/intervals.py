@@ -8,6 +8,7 @@ jointly (:func:`vlmpipe.core.stats.paired_bootstrap`). The judge ratio goes thro
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from itertools import combinations
@@ -21,15 +22,16 @@ from vlmpipe.core.fields import Aggregation
 
 @dataclass
 class Series:
-    """The values of one column for one model, each with the screenshot (cluster) it came from."""
+    """The values of one column for one model, each with the screenshot (cluster) it came from (the values packed
+    as doubles: a run's series take 8 bytes a value, not a Python float's 32)."""
 
-    values: list[float] = field(default_factory=list)
+    values: Sequence[float] = field(default_factory=lambda: array("d"))
     clusters: list[Hashable] = field(default_factory=list)
 
     def add(self, value: object, cluster: Hashable) -> None:
         v = number(value)
         if v is not None:
-            self.values.append(v)
+            self.values.append(v)  # type: ignore[attr-defined]
             self.clusters.append(cluster)
 
     def where(self, keep: set[Hashable]) -> Series:

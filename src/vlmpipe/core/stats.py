@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import math
+from array import array
 from collections.abc import Hashable, Sequence
 from typing import Any
 
@@ -23,7 +24,8 @@ N_RESAMPLES = 10_000
 
 
 def _finite(values: Sequence[float]) -> np.ndarray:
-    arr = np.asarray([float(v) for v in values], dtype=float)
+    arr = np.array(values, dtype=float) if isinstance(values, array) else np.asarray([float(v) for v in values],
+                                                                                      dtype=float)
     if arr.size and not np.all(np.isfinite(arr)):
         raise ValueError("values must be finite numbers")
     return arr
@@ -67,7 +69,7 @@ def _cluster_table(values: Sequence[float], clusters: Sequence[Hashable]) -> tup
 # (which rounds as it goes) in the last bit of a float, never for 0/1 or integer values.
 
 #: Resamples turned into counts at a time (bounds the memory of a draw to BLOCK x k integers).
-BLOCK = 1000
+BLOCK = 250
 _COUNTS: dict[tuple[int, int, int], np.ndarray] = {}
 #: Count matrices kept (the summary of one run uses one or two: its screenshots, and those of a slice or a pair).
 _KEEP = 4
@@ -81,16 +83,15 @@ def resample_counts(k: int, *, n_resamples: int = N_RESAMPLES, seed: int = 0) ->
     if got is not None:
         return got
     rng = np.random.default_rng(seed)
-    blocks = []
+    out = np.empty((n_resamples, k), dtype=np.uint8)
     for start in range(0, n_resamples, BLOCK):
         b = min(BLOCK, n_resamples - start)
         draws = rng.integers(0, k, size=(b, k))  # the same stream as one (n_resamples, k) draw, block by block
         draws += (np.arange(b) * k)[:, None]
         counts = np.bincount(draws.ravel(), minlength=b * k).reshape(b, k)
-        top = int(counts.max(initial=0))
-        blocks.append(counts.astype(np.uint8 if top < 2**8 else np.uint16 if top < 2**16 else np.uint32))
-    dtype = np.result_type(*blocks)
-    out = np.concatenate([b.astype(dtype, copy=False) for b in blocks])
+        if counts.max(initial=0) > np.iinfo(out.dtype).max:  # a cluster drawn 256 times or more: never in practice
+            out = out.astype(np.uint32)
+        out[start:start + b] = counts
     out.setflags(write=False)
     while len(_COUNTS) >= _KEEP:
         _COUNTS.pop(next(iter(_COUNTS)))

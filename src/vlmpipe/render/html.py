@@ -24,7 +24,7 @@ from __future__ import annotations
 import base64
 import json
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -217,13 +217,29 @@ def render_index(cfg: Any, summary: RunSummary, items: list[dict[str, Any]], row
     """index.html. ``rows``: the run's rows in screenshot order (``iter_table(store, order="screenshot")``),
     streamed into the gallery (:func:`gallery_view`), unless ``gallery`` is already made; ``images_dir``: where the
     full-size screenshots are copied (``report/images``)."""
+    return "".join(index_parts(cfg, summary, items, rows, plots, judgements, human, images_dir=images_dir,
+                               page_size=page_size, static_cards=static_cards, gallery=gallery))
+
+
+def write_index(path: Path, *args: Any, **kwargs: Any) -> None:
+    """:func:`render_index` written to ``path`` piece by piece (the page is never one string in memory)."""
+    with Path(path).open("w", encoding="utf-8") as f:
+        f.writelines(index_parts(*args, **kwargs))
+
+
+def index_parts(cfg: Any, summary: RunSummary, items: list[dict[str, Any]], rows: Iterable[dict[str, Any]] | None,
+                plots: list[Plot], judgements: list[dict[str, Any]] | None,
+                human: dict[str, float] | None = None, *, images_dir: Path | None = None,
+                page_size: int = GALLERY_PAGE, static_cards: int | None = None,
+                gallery: dict[str, Any] | None = None) -> Iterator[str]:
+    """The pieces of :func:`render_index`, as the template produces them."""
     if gallery is None:
         gallery = gallery_view(cfg, summary.names(), items, rows or [], judgements, human, images_dir=images_dir,
                                page_size=page_size, static_cards=static_cards)
     csp = content_security_policy(SCRIPT)
     template = environment().get_template("report.html.j2")
     status = summary.judge_status
-    return template.render(
+    return template.generate(
         csp=csp, script=SCRIPT, run=summary.run, findings=summary.findings, settings=settings(cfg, summary),
         ranking=ranking(summary), errors=errors(summary),
         plots=[{"title": p.title, "name": p.name, "src": png_data_url(p.path), "wide": p.wide} for p in plots],

@@ -26,7 +26,7 @@ from vlmpipe.core.config import RunConfig
 from vlmpipe.core.store import Store
 from vlmpipe.metrics.base import REGISTRY
 from vlmpipe.render.bench_plot import plot_bench
-from vlmpipe.render.html import GALLERY_PAGE, PACK_ABOVE, gallery_view, render_index
+from vlmpipe.render.html import GALLERY_PAGE, PACK_ABOVE, gallery_view, write_index
 from vlmpipe.render.judge_files import write_judge_files
 from vlmpipe.render.plots import Plot, write_plots
 from vlmpipe.render.tables import SheetParts, write_row_tables, write_workbook
@@ -93,8 +93,7 @@ def write_report(cfg: RunConfig, store: Store, run_dir: Path, *, max_sheet_rows:
         finally:
             if pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)
-        html = render_index(cfg, summary, items, None, plots.plots, judgements, human, gallery=gallery)
-    (out / "index.html").write_text(html, encoding="utf-8")
+        write_index(out / "index.html", cfg, summary, items, None, plots.plots, judgements, human, gallery=gallery)
     return summary
 
 
