@@ -192,3 +192,22 @@ def test_workbook_sheets_split_past_the_row_limit(paged: Path) -> None:
     assert any(n.startswith("generations: 32 rows") and "'generations 4' (5)" in n for n in notes), notes
     assert {s.split(" ")[0] for s in wb.sheetnames} == {"summary", "tech_stats", "auto_metrics", "judgements",
                                                         "generations", "notes"}
+
+
+def test_worker_processes_write_the_report_one_process_writes(planted: Any, tmp_path: Path) -> None:
+    """A large run's tables and gallery come from two worker processes: the same files as made in one process."""
+    options = {"gallery_page": PAGE, "pack_above": 0, "max_sheet_rows": 10}
+    here = rereport(planted, tmp_path / "here", **options) / "report"
+    pooled = rereport(planted, tmp_path / "pooled", parallel_min_rows=0, **options) / "report"
+    names = sorted(p.name for p in here.iterdir() if p.is_file() and p.suffix != ".png")
+    assert names == sorted(p.name for p in pooled.iterdir() if p.is_file() and p.suffix != ".png")
+    for name in names:
+        if name == "results.xlsx":
+            a, b = openpyxl.load_workbook(here / name), openpyxl.load_workbook(pooled / name)
+            assert a.sheetnames == b.sheetnames
+            for sheet in a.sheetnames:
+                assert list(a[sheet].iter_rows(values_only=True)) == list(b[sheet].iter_rows(values_only=True))
+        else:
+            assert (here / name).read_bytes() == (pooled / name).read_bytes(), name
+    assert sorted(p.name for p in (here / "images").iterdir()) == sorted(p.name for p in (pooled / "images").iterdir())
+    assert not list(pooled.glob(".sheets-*"))  # the workers' sheet files are gone
