@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import logging
 import shutil
 from pathlib import Path
 from typing import Any
@@ -194,11 +195,14 @@ def test_workbook_sheets_split_past_the_row_limit(paged: Path) -> None:
                                                         "generations", "notes"}
 
 
-def test_worker_processes_write_the_report_one_process_writes(planted: Any, tmp_path: Path) -> None:
+def test_worker_processes_write_the_report_one_process_writes(planted: Any, tmp_path: Path,
+                                                              caplog: pytest.LogCaptureFixture) -> None:
     """A large run's tables and gallery come from two worker processes: the same files as made in one process."""
     options = {"gallery_page": PAGE, "pack_above": 0, "max_sheet_rows": 10}
     here = rereport(planted, tmp_path / "here", **options) / "report"
-    pooled = rereport(planted, tmp_path / "pooled", parallel_min_rows=0, **options) / "report"
+    with caplog.at_level(logging.INFO, logger="vlmpipe.render"):
+        pooled = rereport(planted, tmp_path / "pooled", parallel_min_rows=0, **options) / "report"
+    assert not [r.message for r in caplog.records if "made in this process" in r.message]  # the workers made them
     names = sorted(p.name for p in here.iterdir() if p.is_file() and p.suffix != ".png")
     assert names == sorted(p.name for p in pooled.iterdir() if p.is_file() and p.suffix != ".png")
     for name in names:

@@ -14,6 +14,7 @@ Timings live in ``benchmarks/scale.py``; nothing here compares wall-clock times.
 from __future__ import annotations
 
 import csv
+import logging
 import shutil
 from pathlib import Path
 
@@ -150,8 +151,10 @@ def write_table(folder: Path, screenshots: int = 6, models: int = 3, repeats: in
     return folder / "gens.csv"
 
 
-def test_worker_processes_score_what_one_process_scores(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_worker_processes_score_what_one_process_scores(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                        caplog: pytest.LogCaptureFixture) -> None:
     monkeypatch.setenv("VLMPIPE_DEFAULT_METRICS_EXCLUDE", "perplexity,bleurt,bertscore")
+    caplog.set_level(logging.INFO, logger="vlmpipe.score")
     table = write_table(tmp_path / "in")
     found = {}
     for name, kwargs in (("here", {"workers": 1}), ("pool", {"workers": 2, "pool_min_rows": 0})):
@@ -163,6 +166,7 @@ def test_worker_processes_score_what_one_process_scores(tmp_path: Path, monkeypa
                 " JOIN generations g ON g.key = s.key"))
             found[name + " ocr"] = [i["ocr_text"] for i in store.items()]
             found[name + " stability"] = store.stability()
+    assert not [r.message for r in caplog.records if "scoring in this process" in r.message]  # workers scored
     assert found["here"] == found["pool"]
     assert found["here ocr"] == found["pool ocr"]
     assert found["here stability"] == found["pool stability"] and len(found["here stability"]) == 3 * 6
