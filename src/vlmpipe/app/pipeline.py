@@ -161,6 +161,9 @@ def _judge_notes(outcome: JudgeOutcome) -> list[str]:
     if outcome.stopped:
         notes.append(f"judge stopped by --{outcome.stopped.replace('_', '-')}: {outcome.remaining} judgement(s) "
                      "left; run `vlmpipe judge RUN` again to continue")
+    if outcome.reused:
+        notes.append(f"judge: {outcome.reused} judgement(s) reused the stored answer to an identical request instead "
+                     f"of sending it (saved ${outcome.cost_saved_usd:.4f} so far)")
     notes += [f"judge: {n} generation(s) not judged: {why}" for why, n in outcome.skipped.items()]
     return notes + outcome.notes
 
@@ -182,7 +185,7 @@ def judge(run_dir: str | Path, *, max_cost: float | None = None, limit: int | No
     Exit code 1 when some judgements failed. Raises ``ConfigError`` when the run's config has no judge.
     """
     cfg = run_config(run_dir)
-    if cfg.judge.model is None:
+    if not cfg.judge.judges:
         from vlmpipe.analysis.judge import NOT_CONFIGURED
 
         raise ConfigError(f"{Path(run_dir) / 'config.yaml'}: {NOT_CONFIGURED}")
