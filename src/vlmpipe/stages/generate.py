@@ -52,6 +52,10 @@ def _row(p: PlannedGeneration, gen: Generation, *, request_hash: str | None = No
     }
 
 
+#: a generation's row in the store (the batch import stores its answers with it too)
+generation_row = _row
+
+
 async def _run_model(
     cfg: RunConfig, spec: ModelSpec, role: str, todo: list[PlannedGeneration], store: Store,
     items: dict[str, dict[str, Any]], images: dict[str, PreparedImage | str],
