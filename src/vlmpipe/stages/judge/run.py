@@ -10,6 +10,10 @@ ratio is score / 10); mode ``both`` also grades each question's human answer onc
 gives it less than 10 shows. Every answer is written to the store
 at once, keyed by (generation, order, judge signature, reference), so an interrupted run resumes without
 paying twice. ``limit`` and ``max_cost`` stop the stage before it requests more (see :func:`judge_run`).
+
+Identical requests are sent once (:mod:`vlmpipe.stages.judge.cache`): the judgements are grouped by the hash of
+their request, the first of a group is asked, and the others reuse its answer. A judge panel (``judge.panel``) is
+judged one judge after another, each with its own signature, client and server health.
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ from vlmpipe.core.store import Store
 from vlmpipe.providers.base import Request
 from vlmpipe.providers.openai_compat import request_hash
 from vlmpipe.providers.openai_spec import OpenAISpec
-from vlmpipe.stages.judge.answer import GRADED, HUMAN, Attempts, JudgeTask, base_row, price
+from vlmpipe.stages.judge.answer import GRADED, HUMAN, Attempts, JudgeTask, base_row
 from vlmpipe.stages.judge.cache import cache_entry, dedupe_on, is_final, reused_row
 from vlmpipe.stages.judge.client import JudgeClient, judge_body
 from vlmpipe.stages.judge.parse import GRADE_SCHEMA, RESPONSE_SCHEMA, SCORE_MAX, SCORE_MIN
@@ -124,10 +128,6 @@ def load_item_images(cfg: RunConfig, items: list[dict[str, Any]]) -> dict[str, P
         except (ImageError, OSError) as err:
             log.warning("judge: item %s: %s", it["id"], err)
     return out
-
-
-def price_of(cfg: RunConfig, prompt_tokens: int | None, completion_tokens: int | None) -> float | None:
-    return price(cfg.judge.prices, prompt_tokens, completion_tokens)
 
 
 def plan_tasks(cfg: RunConfig, store: Store, signature: str, images: dict[str, PreparedImage | str],
@@ -368,8 +368,7 @@ class _Budget:
 
 
 async def _run_judge(cfg: RunConfig, store: Store, setup: JudgeSetup, work: Work, outcome: JudgeOutcome,
-                     budget: _Budget, items: dict[str, dict[str, Any]], show_progress: bool,
-                     client: JudgeClient | None) -> None:
+                     budget: _Budget, show_progress: bool, client: JudgeClient | None) -> None:
     spec = work.judge.spec
     pending = deque(work.groups.values())
     in_flight = 0
@@ -479,7 +478,7 @@ async def judge_run_async(cfg: RunConfig, store: Store, *, images: dict[str, Pre
         if outcome.stopped:  # --limit / --max-cost hold for the whole panel (a dead judge server does not)
             outcome.remaining += work.pending
             continue
-        await _run_judge(cfg, store, setup, work, outcome, budget, items, show_progress,
+        await _run_judge(cfg, store, setup, work, outcome, budget, show_progress,
                          client if len(setup.judges) == 1 else None)
     outcome.cost_usd = store.judge_cost() or 0.0
     outcome.cost_saved_usd = store.judge_cost_saved() or 0.0
