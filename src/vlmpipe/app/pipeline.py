@@ -163,8 +163,8 @@ def finish(cfg: RunConfig, store: Store, run_dir: Path, *, requests_made: int = 
 
 
 def _judge_notes(outcome: JudgeOutcome) -> list[str]:
-    notes = [f"judge: {outcome.requested} judgement(s) requested, {outcome.judged} judged, {outcome.failed} failed, "
-             f"{outcome.already_done} already done; run cost ${outcome.cost_usd:.4f}"]
+    notes = [f"judge: {outcome.requested} request(s) sent, {outcome.judged} judgement(s) judged, {outcome.failed} "
+             f"failed, {outcome.already_done} already done; run cost ${outcome.cost_usd:.4f}"]
     if outcome.stopped:
         notes.append(f"judge stopped by --{outcome.stopped.replace('_', '-')}: {outcome.remaining} judgement(s) "
                      "left; run `vlmpipe judge RUN` again to continue")
