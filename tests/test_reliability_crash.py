@@ -116,7 +116,9 @@ def test_killed_runs_resume_to_exactly_the_plan_with_identical_aggregates(tmp_pa
     judge_targets = sorted(rng.sample(range(1, PLANNED - 4), 3))
     with FakeOpenAIServer(responder=responder, ttft_s=0.02, token_delay_s=0.03) as srv:
         models = [model(n, srv.url, model=mid) for n, mid in MODELS]
-        judge = {"enabled": True, "mode": "random", "seed": 5,
+        # one judge request per judgement (the repeats' identical answers are not deduplicated: the counts below
+        # are per judgement; tests/test_judge_dedupe.py kills and resumes a deduplicating judge)
+        judge = {"enabled": True, "mode": "random", "seed": 5, "dedupe": False,
                  "model": model("judge", srv.url, model="fake-judge", stream=False, temperature=0.0)}
         kw = {"repeats": REPEATS, "concurrency": CONCURRENCY, "seed": 3, "judge": judge,
               "dataset": {"path": str(data), "manifest": str(data / "manifest.jsonl")}}

@@ -30,6 +30,7 @@ from vlmpipe.analysis.summary import SCHEMA_VERSION, ModelSummary, PairwiseEntry
 from vlmpipe.core.config import RunConfig
 from vlmpipe.core.store import Store
 from vlmpipe.metrics.base import REGISTRY
+from vlmpipe.stages.generation_cache import BATCH, CACHED
 
 #: Columns every generation row has (not metric scores): derived from the generation itself.
 DERIVED = ("latency_s", "length_chars", "chars_per_s", "output_tokens_per_s")
@@ -145,6 +146,13 @@ def summarize_model(rows: list[dict[str, Any]], role: str, ctx: Context, *, mode
         values[f.key] = fv
         if "." not in f.key:
             s[f.key] = fv.value
+    no_latency = untimed_reason(ok)
+    if no_latency:
+        for key in SPEED_KEYS:
+            unavailable.setdefault(key, no_latency)
+        for key, fv in values.items():
+            if fv.value is None and key.split(".")[0] in (*SPEED_KEYS, "latency_s") and not fv.unavailable:
+                fv.unavailable = no_latency
     s["fields"] = values
     s["distinct_answer_rate"] = float(np.mean([d for _c, d in stability.values()])) if stability else None
     s["within_item_std"] = within_item_std(ok)
@@ -153,12 +161,31 @@ def summarize_model(rows: list[dict[str, Any]], role: str, ctx: Context, *, mode
     for key, fv in values.items():
         if fv.unavailable and "." not in key and key not in unavailable:
             unavailable[key] = fv.unavailable
-    if s["ttft_s"] is None and rows:
+    if s["ttft_s"] is None and rows and "ttft_s" not in unavailable:
         unavailable["ttft_s"] = ("no successful generation" if not ok
                                  else "not measured: the provider does not stream tokens")
     s.update(ctx.metric_info)
     s["unavailable"] = unavailable
     return s, series
+
+
+#: The speed figures a generation without a latency (from a batch, or the request cache) is left out of.
+SPEED_KEYS = ("latency_s", "ttft_s", "chars_per_s_mean", "output_tokens_per_s_mean")
+
+
+def untimed_reason(ok: list[dict[str, Any]]) -> str | None:
+    """Why some successful generations are left out of the speed statistics (they carry no latency), or ``None``."""
+    batch = sum(1 for r in ok if r.get("source") == BATCH)
+    cached = sum(1 for r in ok if r.get("source") == CACHED)
+    if not batch and not cached:
+        return None
+    parts = []
+    if batch:
+        parts.append(f"{batch} came from a batch engine's results file (batch timings are not latencies)")
+    if cached:
+        parts.append(f"{cached} reused the answer to an identical request (cache: true)")
+    return (f"{batch + cached} of {len(ok)} successful generations carry no latency and are left out of the speed "
+            f"statistics: {'; '.join(parts)}")
 
 
 def _why_missing(column: str | None, rows: list[dict[str, Any]], ctx: Context) -> str | None:

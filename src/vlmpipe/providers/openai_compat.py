@@ -13,6 +13,7 @@ and its factory, which serves a spec with ``base_urls`` through :class:`~vlmpipe
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import os
 import time
@@ -78,6 +79,56 @@ def build_messages(spec: OpenAISpec, request: Request) -> list[dict[str, Any]]:
     return [{"role": "system", "content": request.system_prompt}, {"role": "user", "content": user}]
 
 
+def chat_body(spec: OpenAISpec, request: Request) -> dict[str, Any]:
+    """The chat-completions body sent for ``request`` (live, and as a batch engine's request: ``stream: false``)."""
+    body: dict[str, Any] = {
+        "model": spec.model_id,
+        "messages": build_messages(spec, request),
+        "temperature": spec.temperature,
+        "max_tokens": spec.max_tokens,
+        "stream": spec.stream,
+    }
+    if spec.stream:
+        body["stream_options"] = {"include_usage": True}
+    body.update(spec.extra_body)
+    return body
+
+
+#: Keys of a body that say how the answer travels (streamed or not), not what is asked: a request's identity
+#: (:func:`request_hash`) leaves them out, so a streamed live request and a batch request are the same request.
+TRANSPORT_KEYS = ("stream", "stream_options")
+
+
+def request_hash(body: dict[str, Any], **context: Any) -> str:
+    """The identity of a request: a hash of its body (screenshot bytes, texts, model, sampling...) without the
+    transport keys, and of any ``context`` the caller adds (e.g. the judge's template hash)."""
+    content = {k: v for k, v in body.items() if k not in TRANSPORT_KEYS}
+    payload = json.dumps({"body": content, **context}, sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(payload.encode()).hexdigest()[:32]
+
+
+def parse_completion(body: Any) -> tuple[str, str, dict[str, Any]]:
+    """``(content, refusal, usage)`` of a non-streamed ``chat.completion`` body; ``ValueError`` when it is not one."""
+    try:
+        message = body["choices"][0]["message"]
+        text = message.get("content") or ""
+        refusal = message.get("refusal") or ""
+    except (KeyError, IndexError, TypeError, AttributeError):
+        raise ValueError("not a chat.completion body (no choices[0].message)") from None
+    usage = body.get("usage") if isinstance(body, dict) else None
+    return str(text), str(refusal), usage if isinstance(usage, dict) else {}
+
+
+def finish_generation(gen: Generation, text: str, refusal: str) -> Generation:
+    """A generation with its text, or the error an empty answer or a refusal is."""
+    if refusal and not text.strip():
+        gen.error, gen.error_kind = f"the model refused: {refusal[:200]}", "refusal"
+    elif not text.strip():
+        gen.error, gen.error_kind = "empty answer", "empty"
+    gen.text = text
+    return gen
+
+
 class OpenAICompatProvider:
     def __init__(self, spec: OpenAISpec, *, client: httpx.AsyncClient | None = None,
                  limiter: AdaptiveLimiter | None = None) -> None:
@@ -108,17 +159,7 @@ class OpenAICompatProvider:
         return gen
 
     def payload(self, request: Request) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "model": self.spec.model_id,
-            "messages": build_messages(self.spec, request),
-            "temperature": self.spec.temperature,
-            "max_tokens": self.spec.max_tokens,
-            "stream": self.spec.stream,
-        }
-        if self.spec.stream:
-            body["stream_options"] = {"include_usage": True}
-        body.update(self.spec.extra_body)
-        return body
+        return chat_body(self.spec, request)
 
     def _wait(self, state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
@@ -201,12 +242,7 @@ class OpenAICompatProvider:
 
     @staticmethod
     def _finish(gen: Generation, text: str, refusal: str) -> Generation:
-        if refusal and not text.strip():
-            gen.error, gen.error_kind = f"the model refused: {refusal[:200]}", "refusal"
-        elif not text.strip():
-            gen.error, gen.error_kind = "empty answer", "empty"
-        gen.text = text
-        return gen
+        return finish_generation(gen, text, refusal)
 
     async def _once(self, request: Request, t0: float) -> Generation:
         resp = await self._client.post("chat/completions", json=self.payload(request))
@@ -215,14 +251,10 @@ class OpenAICompatProvider:
             return self._http_error(resp, body_text, t0)
         latency = time.perf_counter() - t0
         try:
-            body = json.loads(body_text)
-            message = body["choices"][0]["message"]
-            text = message.get("content") or ""
-            refusal = message.get("refusal") or ""
-        except (json.JSONDecodeError, KeyError, IndexError, TypeError, AttributeError):
+            text, refusal, usage = parse_completion(json.loads(body_text))
+        except ValueError:  # json.JSONDecodeError too
             return Generation(error=f"malformed response: {self._redact(body_text)[:200]!r}", error_kind="bad_response",
                               latency_s=latency)
-        usage = body.get("usage") or {}
         gen = Generation(latency_s=latency, prompt_tokens=usage.get("prompt_tokens"),
                          completion_tokens=usage.get("completion_tokens"))
         return self._finish(gen, text, refusal)

@@ -146,8 +146,8 @@ def settings(cfg: Any, summary: RunSummary) -> list[tuple[str, str]]:
             rows.append((f"model {m.name}", m.describe()))
         rows.append(("references", cfg.references.source))
         judge = cfg.judge
-        rows.append(("judge", f"{judge.model.model_id} ({judge.mode})" if judge.enabled and judge.model
-                     else "not configured"))
+        rows.append(("judge", f"{', '.join(j.model_id for j in judge.judges)} ({judge.mode})"
+                     if judge.enabled and judge.judges else "not configured"))
         rows.append(("expected language", cfg.metrics.expected_language))
     return rows
 
