@@ -131,6 +131,9 @@ def test_two_judges_with_different_biases(tmp_path: Path) -> None:
     assert by_judge == {"strict": 12, "lenient": 12}
     csv_text = (result.report_dir / "judgements.csv").read_text(encoding="utf-8")
     assert csv_text.splitlines()[0].endswith(",judge") and csv_text.count("\n") == 1 + 24
+    # the gallery shows each judge's verdicts under its answer: both orders by both judges, 4 per generation
+    html = (result.report_dir / "index.html").read_text(encoding="utf-8")
+    assert html.count("<summary>strict · judge") == html.count("<summary>lenient · judge") == 12
 
 
 def test_a_panel_of_one_is_the_single_judge(tmp_path: Path) -> None:

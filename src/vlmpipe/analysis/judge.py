@@ -307,19 +307,20 @@ def judge_results(cfg: RunConfig | None, store: Store) -> JudgeResults:
 
 
 def plan_judgements(store: Store) -> list[dict[str, Any]] | None:
-    """The judge's rows of the current signature for the current plan's generations, in the generations' order
-    (``None`` when the judge stage never ran). Each row gets the generation's text as ``candidate``."""
-    signature = store.judge_meta().get("signature")
-    if not signature:
+    """Every current judge's rows (each judge of a panel) for the current plan's generations, in the generations'
+    order, then the judges' (``None`` when the judge stage never ran). Each row gets the generation's text as
+    ``candidate``."""
+    meta = store.judge_meta()
+    if not meta.get("signature"):
         return None
     gens = {g["key"]: g for g in store.generations()}
-    out = []
-    for r in store.judgements(signature=signature):
-        g = gens.get(r["generation_key"])
-        if g is None:
-            continue  # a judgement of a generation outside the current plan (an older prompt, a removed model)
-        r.setdefault("candidate", g["text"])
-        out.append(r)
     order = {k: i for i, k in enumerate(gens)}  # model, item, repeat
-    out.sort(key=lambda r: (order[r["generation_key"]], str(r.get("candidate_position") or "")))
-    return out
+    ranked: list[tuple[int, int, str, dict[str, Any]]] = []
+    for rank, judge in enumerate(judges_of(meta)):
+        for r in store.judgements(signature=judge["signature"]):
+            g = gens.get(r["generation_key"])
+            if g is None:
+                continue  # a judgement of a generation outside the current plan (an older prompt, a removed model)
+            r.setdefault("candidate", g["text"])
+            ranked.append((order[r["generation_key"]], rank, str(r.get("candidate_position") or ""), r))
+    return [r for *_, r in sorted(ranked, key=lambda t: t[:3])]
