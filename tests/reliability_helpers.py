@@ -5,8 +5,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 import re
+import signal
 import struct
+import subprocess
+import threading
 import zlib
 from pathlib import Path
 from typing import Any
@@ -117,3 +121,40 @@ class InFlightCounter:
 
     def sorted_starts(self) -> list[tuple[int, int]]:
         return sorted(self.starts)
+
+
+#: what the stand-in server does with a request it holds: nothing, until the server stops
+HELD = {"kind": "stall", "stall_after_chunks": 0, "stall_s": 3600}
+
+
+class KillOnRequest:
+    """A fake-server ``behavior_fn`` that SIGKILLs the process under test when a chosen request arrives: the
+    ``at``-th (1-based) request since :meth:`start` for which ``counts(body)`` is true. That request is held (never
+    answered, like one in flight when a machine dies); every other request is answered normally. The kill point is an
+    event, not a moment: it does not depend on how fast the machine runs."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.proc: subprocess.Popen[Any] | None = None
+        self.at = 0
+        self.seen = 0
+        self.counts: Any = None
+
+    def start(self, argv: list[str], at: int, counts: Any = None, **popen: Any) -> subprocess.Popen[Any]:
+        """Start ``argv`` (``subprocess.Popen(argv, **popen)``), armed to be killed at its ``at``-th counted request."""
+        with self.lock:  # a request arriving before Popen returns waits here for the pid
+            self.at, self.seen, self.counts = at, 0, counts
+            self.proc = subprocess.Popen(argv, **popen)
+            return self.proc
+
+    def __call__(self, index: int, body: dict[str, Any]) -> Any:
+        from fakeserver import Behavior
+
+        with self.lock:
+            if self.proc is not None and (self.counts is None or self.counts(body)):
+                self.seen += 1
+                if self.seen == self.at:
+                    os.kill(self.proc.pid, signal.SIGKILL)
+                    self.proc = None
+                    return Behavior(**HELD)
+        return Behavior()

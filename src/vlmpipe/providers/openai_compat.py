@@ -13,6 +13,7 @@ import asyncio
 import json
 import os
 import time
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -75,8 +76,10 @@ def build_messages(spec: ModelSpec, request: Request) -> list[dict[str, Any]]:
 
 class OpenAICompatProvider:
     def __init__(self, spec: ModelSpec, *, client: httpx.AsyncClient | None = None,
-                 limiter: AdaptiveLimiter | None = None) -> None:
+                 limiter: AdaptiveLimiter | None = None, clock: Callable[[], float] = time.perf_counter) -> None:
         self.spec = spec
+        #: seconds, read when a request is sent, at each content chunk and at the end (tests pass a fake one)
+        self.clock = clock
         #: when set, every HTTP attempt (not the waits between retries) holds one of its slots
         self.limiter = limiter
         self._api_key = os.environ.get(spec.api_key_env, "") if spec.api_key_env else ""
@@ -154,7 +157,7 @@ class OpenAICompatProvider:
             return gen
 
     async def _attempt_once(self, request: Request) -> Generation:
-        t0 = time.perf_counter()
+        t0 = self.clock()
         try:
             async with asyncio.timeout(self.spec.timeout_s):
                 if self.spec.stream:
@@ -165,18 +168,18 @@ class OpenAICompatProvider:
             return Generation(
                 error=f"no complete answer within {self.spec.timeout_s:g} s",
                 error_kind="timeout",
-                latency_s=time.perf_counter() - t0,
+                latency_s=self.clock() - t0,
             )
         except httpx.TimeoutException as err:
             return Generation(
                 error=f"timed out ({err.__class__.__name__})", error_kind="timeout",
-                latency_s=time.perf_counter() - t0,
+                latency_s=self.clock() - t0,
             )
         except (httpx.TransportError, httpx.RemoteProtocolError) as err:
             gen = Generation(
                 error=self._redact(f"connection to {self.spec.base_url} failed: {err.__class__.__name__}: {err}")[:300],
                 error_kind="connection",
-                latency_s=time.perf_counter() - t0,
+                latency_s=self.clock() - t0,
             )
             raise _Retryable(gen) from None
         return gen
@@ -188,7 +191,7 @@ class OpenAICompatProvider:
         gen = Generation(
             error=f"HTTP {resp.status_code}: {_error_message(self._redact(text))}{hint}",
             error_kind=f"http_{resp.status_code}",
-            latency_s=time.perf_counter() - t0,
+            latency_s=self.clock() - t0,
         )
         if resp.status_code in RETRYABLE_STATUS:
             raise _Retryable(gen, _retry_after_seconds(resp.headers.get("retry-after")))
@@ -208,7 +211,7 @@ class OpenAICompatProvider:
         body_text = resp.text
         if resp.status_code != 200:
             return self._http_error(resp, body_text, t0)
-        latency = time.perf_counter() - t0
+        latency = self.clock() - t0
         try:
             body = json.loads(body_text)
             message = body["choices"][0]["message"]
@@ -243,24 +246,24 @@ class OpenAICompatProvider:
                 except json.JSONDecodeError:
                     return Generation(error=f"malformed stream chunk: {self._redact(data)[:200]!r}",
                                       error_kind="bad_response",
-                                      latency_s=time.perf_counter() - t0)
+                                      latency_s=self.clock() - t0)
                 if not isinstance(chunk, dict):
                     continue
                 if "error" in chunk:
                     return Generation(error=f"server error in stream: {_error_message(self._redact(data))}",
-                                      error_kind="stream_error", latency_s=time.perf_counter() - t0)
+                                      error_kind="stream_error", latency_s=self.clock() - t0)
                 if chunk.get("usage"):
                     usage = chunk["usage"]
                 for choice in chunk.get("choices") or []:
                     delta = choice.get("delta") or {}
                     if delta.get("content"):
-                        times.append(time.perf_counter() - t0)
+                        times.append(self.clock() - t0)
                         parts.append(delta["content"])
                     if delta.get("refusal"):
                         refusal.append(delta["refusal"])
                     if choice.get("finish_reason"):
                         finished = True
-        latency = time.perf_counter() - t0
+        latency = self.clock() - t0
         gen = Generation(
             latency_s=latency,
             ttft_s=times[0] if times else None,
