@@ -91,7 +91,7 @@ def hf_folder_from_gguf(gguf: Path) -> Path:
     missing = missing_torch_gguf_modules()
     if missing:
         raise ModelFileUnavailable(
-            f"the torch scorer needs {', '.join(missing)} (pip install 'vlmpipe[models,perplexity]')")
+            f"the torch scorer needs {', '.join(missing)} (pip install 'vlmpipe[perplexity]')")
     fingerprint = _fingerprint(gguf)
     digest = hashlib.sha256(fingerprint.encode()).hexdigest()[:12]
     target = cache_dir() / "models" / f"{gguf.stem}-{digest}.hf"
