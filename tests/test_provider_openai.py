@@ -4,6 +4,7 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
+import httpx
 import pytest
 
 from fakeserver import Behavior, FakeOpenAIServer
@@ -159,3 +160,23 @@ def test_api_key_is_sent_but_never_in_errors(monkeypatch: pytest.MonkeyPatch) ->
     with FakeOpenAIServer(api_key="another-key") as srv:
         gen = generate(spec(srv.url, api_key_env="FAKE_KEY"))
     assert gen.error_kind == "http_401" and key not in (gen.error or "")
+
+
+def test_nothing_after_done_counts() -> None:
+    """The stream is read to the end of the body, but what a server sends after ``[DONE]`` is not the answer."""
+    events = ['{"choices": [{"delta": {"content": "Заказ отменили"}}]}', '{"choices": [{"finish_reason": "stop"}]}',
+              "[DONE]", '{"choices": [{"delta": {"content": ", а деньги?"}}]}']
+    body = "".join(f"data: {e}\n\n" for e in events)
+
+    async def go() -> Generation:
+        transport = httpx.MockTransport(lambda _request: httpx.Response(
+            200, text=body, headers={"content-type": "text/event-stream"}))
+        p = OpenAICompatProvider(spec("http://mock/v1"),
+                                 client=httpx.AsyncClient(base_url="http://mock/v1/", transport=transport))
+        try:
+            return await p.generate(REQ)
+        finally:
+            await p.aclose()
+
+    gen = asyncio.run(go())
+    assert gen.ok and gen.text == "Заказ отменили" and gen.token_times is not None and len(gen.token_times) == 1
