@@ -27,7 +27,7 @@ def texts() -> tuple[list[str], str]:
     if PEER.is_file():
         import pandas as pd
 
-        return [str(t) for t in pd.read_excel(PEER)["candidate"]][:400], "peer candidates"
+        return [str(t) for t in pd.read_excel(PEER, engine="openpyxl")["candidate"]][:400], "peer candidates"
     manifest = ROOT / "src" / "vlmpipe" / "app" / "demo" / "data" / "manifest.jsonl"
     refs = [json.loads(line)["reference"] for line in manifest.read_text(encoding="utf-8").splitlines() if line.strip()]
     return (refs * (400 // len(refs) + 1))[:400], "demo references, repeated"
