@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import os
@@ -12,6 +13,7 @@ import struct
 import subprocess
 import threading
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -87,16 +89,21 @@ def file_digest(path: Path) -> str:
 
 class InFlightCounter:
     """Counts the requests in flight at the fake server (patching its handler through ``monkeypatch``) and records,
-    per request index, how many were in flight when it arrived; requests with an index in ``burst`` get a 429."""
+    per request index, how many were in flight when it arrived; requests with an index in ``burst`` get a 429.
 
-    def __init__(self, monkeypatch: Any, burst: range) -> None:
-        import threading
+    Requests whose index ``hold`` accepts are answered in groups of ``level``: each waits (10 s at most) until
+    ``level`` of them have arrived. How many requests the client keeps in flight then shows at the server whatever
+    the machine's speed, instead of depending on answers being slow enough to overlap."""
 
+    def __init__(self, monkeypatch: Any, burst: range, hold: Callable[[int], bool] = lambda _index: False,
+                 level: int = 0) -> None:
         import fakeserver
 
-        self.starts: list[tuple[int, int]] = []  # (request index, requests in flight when it arrived)
+        self.starts: list[tuple[int, int]] = []  # (request index, requests in flight when it arrived or was let go)
         self.in_flight = 0
         self.burst = burst
+        self.hold = hold
+        self.group = threading.Barrier(level) if level else None
         self.lock = threading.Lock()
         original = fakeserver._Handler.do_POST
         counter = self
@@ -115,6 +122,9 @@ class InFlightCounter:
     def behaviour(self, index: int, body: dict[str, Any]) -> Any:
         from fakeserver import Behavior
 
+        if self.group is not None and self.hold(index):
+            with contextlib.suppress(threading.BrokenBarrierError):  # too few came: the counts will show it
+                self.group.wait(timeout=10)
         with self.lock:
             self.starts.append((index, self.in_flight))
         return Behavior("status", status=429, retry_after=0.05) if index in self.burst else Behavior()
