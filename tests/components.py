@@ -95,7 +95,7 @@ def why_missing(name: str) -> str | None:
 def missing(name: str, why: str) -> NoReturn:
     """Fail the running test because component ``name`` is missing (``why``), or skip it where opted out."""
     c = COMPONENTS[name]
-    message = f"{c.what} is missing: {why}. Install: {c.install}"
+    message = f"missing: {c.what} ({why}). Install: {c.install}"
     if opted_out(name):
         pytest.skip(f"{SKIP_TAG} {name}: {message}")
     pytest.fail(f"{message}. (To skip such tests instead: {SKIP_ENV}={name}, or {SKIP_ENV}=all)", pytrace=False)

@@ -93,7 +93,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     if counts:
         terminalreporter.write_sep("=", f"skipped because {SKIP_ENV}={os.environ.get(SKIP_ENV, '')}", yellow=True)
         for name, n in sorted(counts.items()):
-            terminalreporter.write_line(f"{name}: {n} test(s) skipped: {COMPONENTS[name].what} is missing "
+            terminalreporter.write_line(f"{name}: {n} test(s) skipped, missing: {COMPONENTS[name].what} "
                                         f"(install: {COMPONENTS[name].install})")
         terminalreporter.write_line(f"unset {SKIP_ENV} to make these tests fail instead")
 
