@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from fakeserver import Behavior, FakeOpenAIServer
-from reliability_helpers import make_images, model, write_config
+from reliability_helpers import HELD, make_images, model, write_config
 from vlmpipe.core.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -20,7 +20,7 @@ def test_ctrl_c_says_what_was_kept_and_the_same_command_continues(tmp_path: Path
     data = tmp_path / "data"
     make_images(data, 3)
     # the first request is answered, the second held until the server stops: Ctrl-C comes while it is in flight
-    held = Behavior("stall", stall_after_chunks=0, stall_s=3600)
+    held = Behavior(**HELD)
     with FakeOpenAIServer(behavior_fn=lambda index, _body: held if index == 1 else Behavior()) as srv:
         cfg = write_config(tmp_path / "c.yaml", data, [model("m", srv.url)], concurrency=1)
         env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))

@@ -15,7 +15,7 @@ from typing import Any
 from typer.testing import CliRunner
 
 from fakeserver import Behavior, FakeOpenAIServer
-from reliability_helpers import image_responder, make_images, model, write_config, write_manifest
+from reliability_helpers import HELD, image_responder, make_images, model, write_config, write_manifest
 from vlmpipe.app.cli import app
 
 ITEMS, CONCURRENCY, DONE = 12, 2, 4
@@ -27,7 +27,7 @@ def hold_after(done: int) -> Callable[[int, dict[str, Any]], Behavior]:
 
     def behaviour(index: int, _body: dict[str, Any]) -> Behavior:
         held = done <= index < done + CONCURRENCY
-        return Behavior("stall", stall_after_chunks=0, stall_s=3600) if held else Behavior()
+        return Behavior(**HELD) if held else Behavior()
 
     return behaviour
 
