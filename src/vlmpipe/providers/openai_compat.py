@@ -237,7 +237,7 @@ class OpenAICompatProvider:
             async for line in resp.aiter_lines():
                 # Read to the end of the body (it ends right after [DONE]); nothing after [DONE] counts. Leaving the
                 # lines part-way would have the event loop finalize httpx's nested async generators, one task each:
-                # ~0.2 ms per request, a sixth of the client's CPU at concurrency 32 (benchmarks/client_throughput.py).
+                # ~0.2 ms per request, ~15% of the client's CPU at concurrency 32 (benchmarks/client_throughput.py).
                 if done or not line.startswith("data:"):
                     continue
                 data = line[5:].strip()
