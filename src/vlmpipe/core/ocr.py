@@ -14,8 +14,15 @@ import regex
 _WORDY = regex.compile(r"[\p{L}\d]")
 
 
+_FOUND = False  # Tesseract with its data was found in this process: no need to run `tesseract --list-langs` again
+
+
 def ocr_available() -> tuple[bool, str]:
-    """Whether Tesseract with Russian data can be used here, and why not."""
+    """Whether Tesseract with Russian data can be used here, and why not (a success is remembered for the process:
+    the check runs Tesseract, ~0.1 s, and the OCR baseline asks before every screenshot)."""
+    global _FOUND
+    if _FOUND:
+        return True, ""
     exe = shutil.which("tesseract")
     if not exe:
         return False, "tesseract is not installed (Debian: apt-get install tesseract-ocr tesseract-ocr-rus)"
@@ -28,6 +35,7 @@ def ocr_available() -> tuple[bool, str]:
     missing = {"rus", "eng"} - langs
     if missing:
         return False, f"tesseract lacks language data {sorted(missing)} (apt-get install tesseract-ocr-rus)"
+    _FOUND = True
     return True, ""
 
 
