@@ -23,6 +23,10 @@ os.environ["VLMPIPE_DEFAULT_METRICS_EXCLUDE"] = "perplexity"
 # that width when it is imported, and a test's CliRunner(env={"COLUMNS": ...}) could no longer widen it.
 for _name in ("COLUMNS", "LINES"):
     os.environ.pop(_name, None)
+# Waiting threads of torch and llama.cpp (GNU OpenMP) sleep instead of spinning: on 2 cores shared with other jobs,
+# spinning threads slowed the perplexity tests 2-4x (test_perplexity_default: 16-37 s spinning, 8-14 s sleeping).
+# Set before anything loads libgomp; subprocesses inherit it.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 # pytest-xdist workers (`make test`) share two cores: each worker's torch uses one thread.
 if os.environ.get("PYTEST_XDIST_WORKER"):
     os.environ["OMP_NUM_THREADS"] = "1"
