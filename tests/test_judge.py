@@ -409,10 +409,11 @@ def test_judge_requests_in_flight_follow_the_servers_429s(tmp_path: Path, candid
     from vlmpipe.stages.judge import run as judge_run_mod
 
     cfg = _generated_run(tmp_path, candidates.url)
-    counter = InFlightCounter(monkeypatch, burst=range(12, 16))
+    # the first 8 are answered once 8 are in flight: the client's 8 show at the server whatever the machine's speed
+    counter = InFlightCounter(monkeypatch, burst=range(12, 16), hold=lambda i: i < 8, level=8)
     monkeypatch.setattr(judge_run_mod, "GROW_AFTER", 100)  # no regrowth within this short run
     cfg.concurrency = 8
-    with FakeOpenAIServer(responder=BiasedJudge(), behavior_fn=counter.behaviour, ttft_s=0.05) as judge_srv, \
+    with FakeOpenAIServer(responder=BiasedJudge(), behavior_fn=counter.behaviour) as judge_srv, \
             open_store(cfg.run_dir) as store:
         cfg.judge.model.base_url = judge_srv.url  # type: ignore[union-attr]
         cfg.judge.model.max_retries = 3  # type: ignore[union-attr]
