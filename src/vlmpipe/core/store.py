@@ -315,13 +315,18 @@ class Store:
 
     def judgement_rows(self, keys: Iterable[str]) -> dict[str, dict[str, Any]]:
         """The stored judgements of ``keys`` (``{key: row}``; keys without a row are left out)."""
-        wanted = list(dict.fromkeys(keys))
+        return self._rows_by("judgements", "key", keys)
+
+    def _rows_by(self, table: str, column: str, values: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """``{value: row}`` of the rows of ``table`` whose ``column`` is one of ``values`` (asked 500 at a time:
+        SQLite's limit on parameters). ``table`` and ``column`` are this module's own names, never input."""
+        wanted = list(dict.fromkeys(values))
         out: dict[str, dict[str, Any]] = {}
         for i in range(0, len(wanted), 500):
             chunk = wanted[i:i + 500]
             marks = ",".join("?" for _ in chunk)
-            out.update({r["key"]: dict(r) for r in self.conn.execute(
-                f"SELECT * FROM judgements WHERE key IN ({marks})", chunk)})
+            out.update({r[column]: dict(r) for r in self.conn.execute(
+                f"SELECT * FROM {table} WHERE {column} IN ({marks})", chunk)})
         return out
 
     def judge_cost_saved(self, *, signatures: Iterable[str] | None = None) -> float | None:
@@ -349,14 +354,7 @@ class Store:
 
     def cached(self, hashes: Iterable[str]) -> dict[str, dict[str, Any]]:
         """The request cache's answers for ``hashes`` (``{hash: row}``; unknown hashes are left out)."""
-        wanted = list(dict.fromkeys(hashes))
-        out: dict[str, dict[str, Any]] = {}
-        for i in range(0, len(wanted), 500):
-            chunk = wanted[i:i + 500]
-            marks = ",".join("?" for _ in chunk)
-            out.update({r["hash"]: dict(r) for r in self.conn.execute(
-                f"SELECT * FROM request_cache WHERE hash IN ({marks})", chunk)})
-        return out
+        return self._rows_by("request_cache", "hash", hashes)
 
     # --- batches submitted to a batch API ----------------------------------------------------------------------
     def put_batch(self, row: dict[str, Any]) -> None:
