@@ -1,12 +1,12 @@
-"""Seconds to score 400 short texts with the offline default perplexity scorer (Gemma 3 270M).
+"""Seconds to score 400 short texts with the offline default perplexity scorer (Gemma 3 270M; target: < 60 s).
 
 ``python benchmarks/perplexity_speed.py [auto|hf|llama_cpp]``: the runtime (default ``auto``, what a run uses:
 torch with prefix trees where torch is installed, else llama-cpp-python).
 
-Texts: the peer's 400 recorded answers (../shared/peer/summary_test_stats.xlsx, column ``candidate``) when present,
-else the demo dataset's references repeated to 400. They go through the metric's own path (identical texts scored
-once). The model is loaded once, before the clock starts; the figure is the scoring time. Last line:
-``seconds=<float>``.
+Texts: the peer's 400 recorded answers (../shared/peer/summary_test_stats.xlsx, column ``candidate``: the rows
+benchmarks/scoring_speed.py scores) when present, else the demo dataset's references repeated to 400. They go
+through the metric's own path (identical texts scored once). The model is loaded once, before the clock starts; the
+figure is the scoring time. Last line: ``seconds=<float>``.
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ def texts() -> tuple[list[str], str]:
     if PEER.is_file():
         import pandas as pd
 
-        return [str(t) for t in pd.read_excel(PEER)["candidate"]][:400], "peer candidates"
-    manifest = ROOT / "src" / "vlmpipe" / "demo" / "data" / "manifest.jsonl"
+        return [str(t) for t in pd.read_excel(PEER, engine="openpyxl")["candidate"]][:400], "peer candidates"
+    manifest = ROOT / "src" / "vlmpipe" / "app" / "demo" / "data" / "manifest.jsonl"
     refs = [json.loads(line)["reference"] for line in manifest.read_text(encoding="utf-8").splitlines() if line.strip()]
     return (refs * (400 // len(refs) + 1))[:400], "demo references, repeated"
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,8 @@ ROOT = TESTS.parent
 PEER = ROOT.parent / "shared" / "peer"
 PEER_VQA = ROOT.parent / "shared" / "peer-vqa"
 sys.path.insert(0, str(TESTS))
+from components import COMPONENTS, SKIP_ENV, SKIP_TAG, missing, require  # noqa: E402
+
 # Pipeline tests run without the llama.cpp perplexity scorer (seconds per run); the tests of perplexity and of
 # the demo enable it explicitly. Subprocesses inherit this.
 os.environ["VLMPIPE_DEFAULT_METRICS_EXCLUDE"] = "perplexity"
@@ -22,6 +26,10 @@ os.environ["VLMPIPE_DEFAULT_METRICS_EXCLUDE"] = "perplexity"
 # that width when it is imported, and a test's CliRunner(env={"COLUMNS": ...}) could no longer widen it.
 for _name in ("COLUMNS", "LINES"):
     os.environ.pop(_name, None)
+# Waiting threads of torch and llama.cpp (GNU OpenMP) sleep instead of spinning: on 2 cores shared with other jobs,
+# spinning threads slowed the perplexity tests 2-4x (test_perplexity_default: 16-37 s spinning, 8-14 s sleeping).
+# Set before anything loads libgomp; subprocesses inherit it.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 # pytest-xdist workers (`make test`) share two cores: each worker's torch uses one thread.
 if os.environ.get("PYTEST_XDIST_WORKER"):
     os.environ["OMP_NUM_THREADS"] = "1"
@@ -88,18 +96,53 @@ def demo_cli(tmp_path_factory: pytest.TempPathFactory) -> tuple[int, str, Path]:
     return res.exit_code, res.output, out
 
 
-def perplexity_scorer(backend: str = "auto"):
-    """The offline default perplexity scorer (Gemma 3 270M) for ``backend`` (loaded once per process by
-    ``build_scorer``); skips with the reason where it cannot be built here."""
+@pytest.fixture(scope="session")
+def default_scorer():
+    """The offline default perplexity scorer (Gemma 3 270M in torch: what ``auto`` runs where torch is installed),
+    loaded once per test session; the demo in the same process reuses it (``build_scorer`` keeps it)."""
     from vlmpipe.metrics.lm_logprobs import ScorerUnavailable
     from vlmpipe.metrics.perplexity import PerplexitySettings, build_scorer
 
+    require("torch", "gguf")
     try:
-        return build_scorer(PerplexitySettings(backend=backend))
+        return build_scorer(PerplexitySettings(backend="hf"))
     except ScorerUnavailable as err:
-        pytest.skip(f"perplexity scorer ({backend}) unavailable here: {err}")
+        missing("gguf", str(err))
 
 
+@pytest.fixture(scope="session")
+def llama_scorer():
+    """The same model in llama-cpp-python (``backend: llama_cpp``), loaded once per test session."""
+    from vlmpipe.metrics.lm_logprobs import ScorerUnavailable
+    from vlmpipe.metrics.perplexity import PerplexitySettings, build_scorer
+
+    require("llama_cpp", "gguf")
+    try:
+        return build_scorer(PerplexitySettings(backend="llama_cpp"))
+    except ScorerUnavailable as err:
+        missing("llama_cpp", str(err))
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """``@pytest.mark.needs(...)``: a missing component fails the test (tests/components.py)."""
+    for marker in item.iter_markers("needs"):
+        require(*marker.args)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    """Name what VLMPIPE_TEST_SKIP_MISSING skipped: an opted-out run must not read as a complete one."""
+    counts: Counter[str] = Counter()
+    for report in terminalreporter.stats.get("skipped", []):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        found = re.search(rf"{re.escape(SKIP_TAG)} (\w+):", reason)
+        if found:
+            counts[found.group(1)] += 1
+    if counts:
+        terminalreporter.write_sep("=", f"skipped because {SKIP_ENV}={os.environ.get(SKIP_ENV, '')}", yellow=True)
+        for name, n in sorted(counts.items()):
+            terminalreporter.write_line(f"{name}: {n} test(s) skipped, missing: {COMPONENTS[name].what} "
+                                        f"(install: {COMPONENTS[name].install})")
+        terminalreporter.write_line(f"unset {SKIP_ENV} to make these tests fail instead")
 
 
 # `make test` runs the tests that load the offline perplexity model (Gemma in torch, on both cores) or run the demo

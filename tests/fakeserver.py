@@ -31,6 +31,7 @@ Typical use::
 It can also run as a separate process (for launcher / health-polling tests)::
 
     python tests/fakeserver.py --port 8123 [--startup-delay S] [--crash-on-start] [--ttft S] [--token-delay S]
+                               [--text ANSWER]
 
 which serves until SIGTERM / SIGINT (exit status 0).  See :func:`main`.
 """
@@ -965,6 +966,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--token-delay", type=float, default=0.0)
     parser.add_argument("--ttft", type=float, default=0.0)
     parser.add_argument("--chunk-size", type=int, default=1)
+    parser.add_argument("--text", default=None, help="the answer to every request (default: DEFAULT_TEXT)")
     parser.add_argument("--model", action="append", dest="models", help="served model id (repeatable)")
     parser.add_argument("--api-key", default=None)
     parser.add_argument("--verbose", action="store_true")
@@ -984,7 +986,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("fake server: simulated crash on start", file=sys.stderr, flush=True)
         return 1
 
+    text = args.text
     server = FakeOpenAIServer(
+        responder=None if text is None else lambda _body: text,
         models=args.models or ("fake-vlm",),
         ttft_s=args.ttft,
         token_delay_s=args.token_delay,

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
+import os
 import re
+import signal
 import struct
+import subprocess
+import threading
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -83,16 +89,21 @@ def file_digest(path: Path) -> str:
 
 class InFlightCounter:
     """Counts the requests in flight at the fake server (patching its handler through ``monkeypatch``) and records,
-    per request index, how many were in flight when it arrived; requests with an index in ``burst`` get a 429."""
+    per request index, how many were in flight when it arrived; requests with an index in ``burst`` get a 429.
 
-    def __init__(self, monkeypatch: Any, burst: range) -> None:
-        import threading
+    Requests whose index ``hold`` accepts are answered in groups of ``level``: each waits (10 s at most) until
+    ``level`` of them have arrived. How many requests the client keeps in flight then shows at the server whatever
+    the machine's speed, instead of depending on answers being slow enough to overlap."""
 
+    def __init__(self, monkeypatch: Any, burst: range, hold: Callable[[int], bool] = lambda _index: False,
+                 level: int = 0) -> None:
         import fakeserver
 
-        self.starts: list[tuple[int, int]] = []  # (request index, requests in flight when it arrived)
+        self.starts: list[tuple[int, int]] = []  # (request index, requests in flight when it arrived or was let go)
         self.in_flight = 0
         self.burst = burst
+        self.hold = hold
+        self.group = threading.Barrier(level) if level else None
         self.lock = threading.Lock()
         original = fakeserver._Handler.do_POST
         counter = self
@@ -111,9 +122,49 @@ class InFlightCounter:
     def behaviour(self, index: int, body: dict[str, Any]) -> Any:
         from fakeserver import Behavior
 
+        if self.group is not None and self.hold(index):
+            with contextlib.suppress(threading.BrokenBarrierError):  # too few came: the counts will show it
+                self.group.wait(timeout=10)
         with self.lock:
             self.starts.append((index, self.in_flight))
         return Behavior("status", status=429, retry_after=0.05) if index in self.burst else Behavior()
 
     def sorted_starts(self) -> list[tuple[int, int]]:
         return sorted(self.starts)
+
+
+#: what the stand-in server does with a request it holds: nothing, until the server stops
+HELD = {"kind": "stall", "stall_after_chunks": 0, "stall_s": 3600}
+
+
+class KillOnRequest:
+    """A fake-server ``behavior_fn`` that SIGKILLs the process under test when a chosen request arrives: the
+    ``at``-th (1-based) request since :meth:`start` for which ``counts(body)`` is true. That request is held (never
+    answered, like one in flight when a machine dies); every other request is answered normally. The kill point is an
+    event, not a moment: it does not depend on how fast the machine runs."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.proc: subprocess.Popen[Any] | None = None
+        self.at = 0
+        self.seen = 0
+        self.counts: Any = None
+
+    def start(self, argv: list[str], at: int, counts: Any = None, **popen: Any) -> subprocess.Popen[Any]:
+        """Start ``argv`` (``subprocess.Popen(argv, **popen)``), armed to be killed at its ``at``-th counted request."""
+        with self.lock:  # a request arriving before Popen returns waits here for the pid
+            self.at, self.seen, self.counts = at, 0, counts
+            self.proc = subprocess.Popen(argv, **popen)
+            return self.proc
+
+    def __call__(self, index: int, body: dict[str, Any]) -> Any:
+        from fakeserver import Behavior
+
+        with self.lock:
+            if self.proc is not None and (self.counts is None or self.counts(body)):
+                self.seen += 1
+                if self.seen == self.at:
+                    os.kill(self.proc.pid, signal.SIGKILL)
+                    self.proc = None
+                    return Behavior(**HELD)
+        return Behavior()

@@ -188,7 +188,12 @@ def import_run(tmp: Path, name: str, rows: list[dict[str, Any]]) -> Path:
         w = csv.DictWriter(f, fieldnames=COLUMNS)
         w.writeheader()
         w.writerows(rows)
-    run_dir = import_table(src, tmp / name)
+    return score_without_ocr(import_table(src, tmp / name))
+
+
+def score_without_ocr(run_dir: Path) -> Path:
+    """Score an imported run with the grounding metric's OCR off (the screenshots' text feeds only the
+    invented-number check), as the tests' imported runs are."""
     cfg_path = run_dir / "config.yaml"
     cfg = yaml.safe_load(cfg_path.read_text(encoding="utf-8"))
     cfg["metrics"]["settings"] = {"grounding": {"ocr": False}}
@@ -208,13 +213,7 @@ def peer_run(peer: Path, out: Path, *, judged: bool = True) -> Path:
         source.mkdir(parents=True)
         for name in ("summary_test_stats.xlsx", "auto_metrics_stats.xlsx"):
             (source / name).symlink_to((peer / name).resolve())
-    run_dir = import_original(source, peer / "screenshots", out)
-    cfg_path = run_dir / "config.yaml"
-    cfg = yaml.safe_load(cfg_path.read_text(encoding="utf-8"))
-    cfg["metrics"]["settings"] = {"grounding": {"ocr": False}}
-    cfg_path.write_text(yaml.safe_dump(cfg, allow_unicode=True), encoding="utf-8")
-    score(run_dir, show_progress=False)
-    return run_dir
+    return score_without_ocr(import_original(source, peer / "screenshots", out))
 
 
 # --- two imported runs to compare -----------------------------------------------------------------------------

@@ -1,8 +1,10 @@
-"""Benchmark mode: the definitions (TTFT, TPOT, ITL, freezes) on hand-made generations, and an end-to-end run
-against a local streaming server with a known per-token delay."""
+"""Benchmark mode: the definitions (TTFT, TPOT, ITL, freezes) on hand-made generations, a level's workers and wall
+time with a stand-in provider and clock, and an end-to-end run against a local streaming server. (How close the
+measured TTFT/TPOT come to a server's known delays is a benchmark, not a test: benchmarks/bench_accuracy.py.)"""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -16,7 +18,7 @@ from fakeserver import FakeOpenAIServer
 from vlmpipe.app.cli import app
 from vlmpipe.app.pipeline import bench
 from vlmpipe.core.config import config_from_dict
-from vlmpipe.providers import Generation
+from vlmpipe.providers import Generation, Request
 from vlmpipe.providers.openai_spec import OpenAISpec
 from vlmpipe.stages.bench import (
     BenchSettings,
@@ -24,13 +26,13 @@ from vlmpipe.stages.bench import (
     itl_s,
     percentiles,
     prefix_caching_state,
+    run_level,
     summarize_level,
     tpot_s,
 )
 from vlmpipe.stages.serving import gpu
 
-TTFT, TOKEN_DELAY = 0.2, 0.02
-ANSWER = " ".join(f"слово{i}" for i in range(31))  # 31 tokens for the fake server: 0.2 + 30 × 0.02 = 0.8 s
+ANSWER = " ".join(f"слово{i}" for i in range(31))  # 31 tokens for the fake server
 
 
 def gen(ttft: float, times: list[float], latency: float, tokens: int | None, **kw: object) -> Generation:
@@ -69,6 +71,32 @@ def test_level_summary_by_hand() -> None:
     assert percentiles([None]) is None
 
 
+async def test_a_level_keeps_its_concurrency_in_flight_and_is_timed_by_the_clock() -> None:
+    class Provider:
+        """Answers each request after one turn of the event loop, counting the requests in flight."""
+
+        def __init__(self) -> None:
+            self.in_flight = self.peak = 0
+
+        async def generate(self, request: Request) -> Generation:
+            self.in_flight += 1
+            self.peak = max(self.peak, self.in_flight)
+            await asyncio.sleep(0)  # every worker that has a request sends it before any answer comes back
+            self.in_flight -= 1
+            return Generation(text=request.item_id, ttft_s=0.1, token_times=[0.1, 0.2], latency_s=0.2,
+                              completion_tokens=2)
+
+    requests = [Request(f"i{k}", "data:,", "p") for k in range(64)]
+    for level, peak in ((1, 1), (16, 16), (100, 64)):  # more workers than requests: one per request
+        provider = Provider()
+        readings = iter([100.0, 104.0])  # the clock before the first request and after the last
+        gens, duration = await run_level(provider, requests, level, clock=lambda r=readings: next(r))
+        assert provider.peak == peak and duration == 4.0
+        assert sorted(g.text for g in gens) == sorted(r.item_id for r in requests)  # each request once
+        s = summarize_level(gens, duration, level, 10.0)
+        assert s["request_throughput"] == 16.0 and s["output_tokens_per_s"] == 32.0  # 64 and 128 in 4 s
+
+
 def test_prefix_caching_state_sources() -> None:
     plain = OpenAISpec(name="m")
     assert prefix_caching_state(plain, "on") == ("on", "server /metrics (vllm:cache_config_info)")
@@ -84,7 +112,7 @@ MODEL = "Qwen2-VL-7B-Instruct-AWQ"  # a long name, for the table's width
 
 @pytest.fixture(scope="module")
 def streamed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, list[dict[str, Any]]]:
-    """`vlmpipe bench` at concurrency 1 and 16 against a streaming server with known delays: (result, requests)."""
+    """`vlmpipe bench` at concurrency 1 and 16 against a streaming server: (result, requests)."""
     tmp = tmp_path_factory.mktemp("bench")
     data = tmp / "data"
     data.mkdir()
@@ -93,7 +121,7 @@ def streamed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, list[dict[s
     metrics = ('vllm:num_requests_running 2\n'
                'vllm:cache_config_info{block_size="16",enable_prefix_caching="True"} 1.0\n')
     with pytest.MonkeyPatch.context() as mp, FakeOpenAIServer(
-            responder=lambda _b: ANSWER, ttft_s=TTFT, token_delay_s=TOKEN_DELAY, metrics_text=metrics) as srv:
+            responder=lambda _b: ANSWER, metrics_text=metrics) as srv:
         mp.setattr(gpu, "load_nvml", lambda: (None, "NVML unavailable: test has no GPU"))
         cfg = config_from_dict({
             "name": "bench", "output_dir": str(tmp / "runs"), "dataset": {"path": str(data)},
@@ -104,20 +132,17 @@ def streamed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, list[dict[s
         return result, list(srv.requests)
 
 
-def test_bench_against_a_streaming_server_with_known_delays(streamed: tuple[Any, list[dict[str, Any]]]) -> None:
+def test_bench_against_a_streaming_server(streamed: tuple[Any, list[dict[str, Any]]]) -> None:
     result, bodies = streamed
     assert len(bodies) == 1 + 4 + 64 and all(b["stream"] for b in bodies)
     assert result.exit_code == 0
     levels = summary_json(result)["bench"]["models"][MODEL]["levels"]
     one, sixteen = levels["1"], levels["16"]
-    for level in (one, sixteen):
-        assert level["errors"] == 0 and level["freezes"] == 0 and level["tokens_source"] == "usage"
-    assert one["output_tokens"] == 4 * 31
-    tolerance = lambda v: max(0.1 * v, 0.005)  # noqa: E731 - within 10% or 5 ms
-    assert one["ttft_s"]["p50"] == pytest.approx(TTFT, abs=tolerance(TTFT))
-    assert one["tpot_s"]["p50"] == pytest.approx(TOKEN_DELAY, abs=tolerance(TOKEN_DELAY))
-    assert one["itl_s"]["p50"] == pytest.approx(TOKEN_DELAY, abs=tolerance(TOKEN_DELAY))
-    assert sixteen["request_throughput"] >= 12 * one["request_throughput"]
+    for level, n in ((one, 4), (sixteen, 64)):
+        assert (level["requests"], level["completed"], level["errors"]) == (n, n, 0)
+        assert level["freezes"] == 0 and level["tokens_source"] == "usage" and level["output_tokens"] == n * 31
+        # every figure is measured (its value is the server's timing, not the test's business: benchmarks/)
+        assert all(level[k] is not None for k in ("ttft_s", "tpot_s", "itl_s", "e2e_latency_s", "request_throughput"))
     assert summary_json(result)["bench"]["models"][MODEL]["prefix_caching"] == "on"
     assert one["server_requests_running_max"] == 2.0
     assert one["gpu_memory_gb_peak"] is None

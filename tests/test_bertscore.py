@@ -6,14 +6,12 @@ from pathlib import Path
 
 import pytest
 
+from tiny_models import tiny_bert_encoder
 from vlmpipe.core.config import config_from_dict
 from vlmpipe.metrics.base import ScoreContext
 from vlmpipe.metrics.bertscore import BertScoreMetric, BertScoreModel
 
-pytest.importorskip("torch", reason="torch is an extra: pip install 'vlmpipe[models]'")
-pytest.importorskip("bert_score", reason="bert-score is an extra: pip install 'vlmpipe[models]'")
-
-from tiny_models import tiny_bert_encoder
+pytestmark = pytest.mark.needs("torch", "bert_score")
 
 REFS = ["не могу оплатить заказ картой", "деньги списали дважды", "когда возврат"]
 CANDS = ["не могу оплатить заказ картой", "подписка промокод доставка", "возврат когда"]

@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 
+from components import optional_import
+from tiny_models import tiny_bleurt_from_bert, tiny_bleurt_projected
 from vlmpipe.core.config import config_from_dict
 from vlmpipe.metrics.base import ScoreContext
 from vlmpipe.metrics.bleurt import NO_CHECKPOINT, BleurtMetric, BleurtModel
 
-torch = pytest.importorskip("torch", reason="torch is an extra: pip install 'vlmpipe[models]'")
-pytest.importorskip("transformers", reason="transformers is an extra: pip install 'vlmpipe[models]'")
-
-from tiny_models import tiny_bleurt_from_bert, tiny_bleurt_projected  # noqa: E402
+pytestmark = pytest.mark.needs("torch")
+torch = optional_import("torch")
 
 REFS = ["не могу оплатить заказ картой", "деньги списали дважды", "когда возврат", "смс код не приходит"]
 CANDS = ["карта заблокирована не могу оплатить", "списали дважды деньги вернуть", "возврат", "код не приходит смс"]

@@ -425,5 +425,5 @@ def test_demo_with_the_judge_from_the_environment(tmp_path: Path) -> None:
     graded = read_summary(out / "demo-vqa")["models"]["ocr-baseline"]["judge"]
     assert graded["n"] == questions and graded["ratio_mean"] == pytest.approx(0.7)
     said = " ".join(res.output.split())
-    assert f"judge: {2 * n} judgement(s) requested, {2 * n} judged, 0 failed" in said
+    assert f"judge: {2 * n} request(s) sent, {2 * n} judgement(s) judged, 0 failed" in said
     assert "not configured" not in said

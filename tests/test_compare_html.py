@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from browser import Chromium, chromium_path
+from browser import Chromium
 from html_tables import table
 from report_runs import EVIL_MODEL, GOOD, NEW_MODELS, PLANTED
 from vlmpipe.app.cli import app
@@ -77,7 +77,7 @@ def test_compare_html_only_with_out(pages: tuple[Path, str], imported_pair: tupl
     assert sorted(p.name for p in page.parent.iterdir()) == ["compare.html", "compare.json"]
 
 
-@pytest.mark.skipif(chromium_path() is None, reason="chromium not installed (scripts/setup.sh installs it)")
+@pytest.mark.needs("chromium")
 def test_compare_html_in_headless_chromium(pages: tuple[Path, str], tmp_path: Path) -> None:
     page, _ = pages
     with Chromium(tmp_path / "browser") as browser:

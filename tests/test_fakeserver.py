@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -283,8 +284,9 @@ def test_streaming_refusal_and_empty() -> None:
     assert empty[-1] == "[DONE]"
 
 
-def test_stall_times_out_and_stop_is_quick() -> None:
-    srv = FakeOpenAIServer(script=[Behavior("stall", stall_after_chunks=1, stall_s=30)]).start()
+def test_stall_times_out_and_stop_wakes_the_stalled_handler() -> None:
+    before = set(threading.enumerate())
+    srv = FakeOpenAIServer(script=[Behavior("stall", stall_after_chunks=1, stall_s=3600)]).start()
     received: list[str] = []
     try:
         timeout = httpx.Timeout(5.0, read=0.5)
@@ -294,11 +296,12 @@ def test_stall_times_out_and_stop_is_quick() -> None:
                 for line in resp.iter_lines():
                     if line:
                         received.append(line)
+        handlers = [t for t in set(threading.enumerate()) - before if t.name.endswith("(process_request_thread)")]
+        assert len(handlers) == 1 and handlers[0].is_alive()  # the stalled request's handler, sleeping its hour
     finally:
-        t0 = time.monotonic()
         srv.stop()
-        elapsed = time.monotonic() - t0
-    assert elapsed < 2.0
+    handlers[0].join(timeout=30)  # stop() woke it: it does not sleep out the hour
+    assert not handlers[0].is_alive()
     assert len(received) == 2  # role chunk + one content chunk
     assert port_refuses(srv.port)
 

@@ -96,16 +96,12 @@ def test_no_facts_and_no_sources(tmp_path) -> None:
     assert Grounding().unavailable(ctx) is not None
 
 
+@pytest.mark.needs("tesseract")
 def test_ocr_text_is_computed_once_and_stored(tmp_path) -> None:
-    from vlmpipe.core.ocr import ocr_available
-    from vlmpipe.core.store import Store
-
-    ok, why = ocr_available()
-    if not ok:
-        pytest.skip(f"OCR unavailable here: {why}")
     import shutil
 
     from vlmpipe.app.demo import demo_dir
+    from vlmpipe.core.store import Store
 
     shutil.copy(demo_dir() / "data" / "failed_payment.png", tmp_path / "shot.png")
     store = Store(tmp_path / "run.sqlite")

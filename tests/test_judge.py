@@ -132,7 +132,10 @@ def test_both_mode_cancels_the_planted_bias_and_measures_it(tmp_path: Path, cand
     assert good["n"] == 12 and good["n_failed"] == 0 and good["n_items"] == 4
     assert good["prompt_tokens"] > 0 and good["completion_tokens"] > 0
     assert bad["ratio_mean"] == pytest.approx(4 / 9)
-    assert len(requests) == 2 * 2 * 4 * 3  # 2 models x 4 items x 3 repeats x 2 orders
+    # 2 models x 4 items x 3 repeats x 2 orders = 48 judgements, but the repeats' answers are identical: the judge
+    # (temperature 0) is asked once per distinct request, and the other two repeats reuse its answer
+    assert len(requests) == 2 * 4 * 2
+    assert len({json.dumps(b, sort_keys=True) for b in requests}) == len(requests)
     pair = summary_json(result)["pairwise"]["judge.ratio"][0]
     assert (pair["a"], pair["b"]) == (GOOD, BAD)
     assert pair["diff"] == pytest.approx(8 / 9 - 4 / 9) and pair["p_a_better"] == 1.0
@@ -153,7 +156,8 @@ def test_both_mode_cancels_the_planted_bias_and_measures_it(tmp_path: Path, cand
 
 def test_random_mode_leaves_order_noise(tmp_path: Path, candidates) -> None:
     with FakeOpenAIServer(responder=BiasedJudge()) as judge_srv:
-        result = run(make_config(tmp_path, candidates.url, judge_srv.url, mode="random"), show_progress=False)
+        result = run(make_config(tmp_path, candidates.url, judge_srv.url, mode="random", dedupe=False),
+                     show_progress=False)
         n_requests = len(judge_srv.requests)
     good = summary_json(result)["models"][GOOD]["judge"]
     assert n_requests == 2 * 4 * 3  # one order per generation
@@ -205,7 +209,8 @@ def test_malformed_answers_are_retried_then_recorded_as_failures(tmp_path: Path,
 
 
 def _generated_run(tmp_path: Path, cand_url: str, **judge: Any) -> RunConfig:
-    cfg = make_config(tmp_path, cand_url, "http://127.0.0.1:9/v1", repeats=2, **judge)
+    # these tests count requests per judgement: deduplication is off (tests/test_judge_dedupe.py tests it)
+    cfg = make_config(tmp_path, cand_url, "http://127.0.0.1:9/v1", repeats=2, **{"dedupe": False, **judge})
     run(cfg.model_copy(update={"judge": cfg.judge.model_copy(update={"enabled": False})}), show_progress=False)
     return cfg
 
@@ -404,10 +409,11 @@ def test_judge_requests_in_flight_follow_the_servers_429s(tmp_path: Path, candid
     from vlmpipe.stages.judge import run as judge_run_mod
 
     cfg = _generated_run(tmp_path, candidates.url)
-    counter = InFlightCounter(monkeypatch, burst=range(12, 16))
+    # the first 8 are answered once 8 are in flight: the client's 8 show at the server whatever the machine's speed
+    counter = InFlightCounter(monkeypatch, burst=range(12, 16), hold=lambda i: i < 8, level=8)
     monkeypatch.setattr(judge_run_mod, "GROW_AFTER", 100)  # no regrowth within this short run
     cfg.concurrency = 8
-    with FakeOpenAIServer(responder=BiasedJudge(), behavior_fn=counter.behaviour, ttft_s=0.05) as judge_srv, \
+    with FakeOpenAIServer(responder=BiasedJudge(), behavior_fn=counter.behaviour) as judge_srv, \
             open_store(cfg.run_dir) as store:
         cfg.judge.model.base_url = judge_srv.url  # type: ignore[union-attr]
         cfg.judge.model.max_retries = 3  # type: ignore[union-attr]

@@ -7,9 +7,9 @@ import pytest
 from metric_helpers import make_ctx, rows
 from vlmpipe.metrics.language import LanguageId
 from vlmpipe.metrics.letters import Letters, letter_stats
-from vlmpipe.metrics.spelling import Spelling, misspelled, why_unavailable
+from vlmpipe.metrics.spelling import Spelling, misspelled
 
-needs_dicts = pytest.mark.skipif(why_unavailable() is not None, reason=f"spelling unavailable: {why_unavailable()}")
+needs_dicts = pytest.mark.needs("hunspell")
 
 
 def test_letter_scripts_counted_by_hand() -> None:

@@ -7,13 +7,15 @@ from pathlib import Path
 
 import pytest
 
-nbformat = pytest.importorskip("nbformat", reason="the dev extra (nbformat, nbclient, ipykernel) is not installed")
-nbclient = pytest.importorskip("nbclient", reason="the dev extra (nbformat, nbclient, ipykernel) is not installed")
-pytest.importorskip("ipykernel", reason="the dev extra (nbformat, nbclient, ipykernel) is not installed")
+from components import optional_import
+
+nbformat = optional_import("nbformat")
+nbclient = optional_import("nbclient")
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.needs("notebook", "tesseract")
 def test_notebook_executes_on_demo_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("VLMPIPE_RUNS", str(tmp_path / "runs"))
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]))

@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 
-from vlmpipe.core.ocr import ocr_available
 from vlmpipe.providers import Request
 from vlmpipe.providers import ocr as ocr_provider
 from vlmpipe.providers.ocr import OcrProvider, OcrSpec, compose_request
@@ -34,10 +33,8 @@ def test_template_wraps_recognised_lines() -> None:
     assert "не читается" in compose_request([])
 
 
+@pytest.mark.needs("tesseract")
 def test_ocr_baseline_reads_the_order_number() -> None:
-    ok, why = ocr_available()
-    if not ok:
-        pytest.fail(f"the set-up must install Tesseract: {why}")
     provider = OcrProvider(OcrSpec(name="ocr"))
     data = rendered_screen()
     gen = asyncio.run(provider.generate(Request("x", "data:,", "instruction", image_bytes=data)))
@@ -70,10 +67,8 @@ def test_the_spec_options_reach_tesseract_and_the_template(monkeypatch: pytest.M
     assert (read.text, empty.text) == ("Текст на экране: Заказ № 1; Отменён.", "Пусто.")
 
 
+@pytest.mark.needs("tesseract")
 def test_tesseract_reads_with_the_configured_psm_and_lang() -> None:
-    ok, why = ocr_available()
-    if not ok:
-        pytest.fail(f"the set-up must install Tesseract: {why}")
     spec = OcrSpec(name="ocr", lang="rus", psm=6, template="Скрин: {lines}")
     gen = asyncio.run(OcrProvider(spec).generate(Request("x", "data:,", "i", image_bytes=rendered_screen())))
     assert gen.ok, gen.error

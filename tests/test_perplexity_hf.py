@@ -6,11 +6,12 @@ import math
 
 import pytest
 
-torch = pytest.importorskip("torch", reason="torch is an extra: pip install 'vlmpipe[models]'")
-pytest.importorskip("transformers", reason="transformers is an extra: pip install 'vlmpipe[models]'")
+from components import optional_import
+from tiny_models import WORDS, tiny_causal_lm
+from vlmpipe.metrics.lm_logprobs import HFCausalScorer, perplexity
 
-from tiny_models import WORDS, tiny_causal_lm  # noqa: E402
-from vlmpipe.metrics.lm_logprobs import HFCausalScorer, perplexity  # noqa: E402
+pytestmark = pytest.mark.needs("torch")
+torch = optional_import("torch")
 
 TEXTS = ["не могу оплатить заказ картой", "когда возврат", "смс код не приходит", "деньги"]
 
@@ -88,5 +89,6 @@ def test_a_local_scorer_is_loaded_once_per_process(tmp_path):
     folder = tiny_causal_lm(tmp_path / "tiny-gpt2")
     first = build_scorer(PerplexitySettings(model_path=folder))  # a folder: auto means hf
     assert build_scorer(PerplexitySettings(model_path=folder)) is first
+    assert build_scorer(PerplexitySettings(model_path=folder, backend="hf")) is first  # what auto resolved to
     assert build_scorer(PerplexitySettings(model_path=folder, pack_tokens=2048)) is not first  # other settings
     assert first.identity == "hf:tiny-gpt2"

@@ -1,8 +1,10 @@
 """The OpenAI-compatible provider against a local in-process server (tests/fakeserver.py)."""
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
+import httpx
 import pytest
 
 from fakeserver import Behavior, FakeOpenAIServer
@@ -18,9 +20,20 @@ def spec(url: str, **kw: Any) -> OpenAISpec:
     return OpenAISpec(name="m", base_url=url, model="fake-vlm", retry_backoff_s=0.01, **kw)
 
 
-def generate(s: OpenAISpec, req: Request = REQ) -> Generation:
+class Ticks:
+    """A clock that moves one second each time it is read: the provider's timings become counts of readings."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        self.now += 1.0
+        return self.now
+
+
+def generate(s: OpenAISpec, req: Request = REQ, clock: Callable[[], float] | None = None) -> Generation:
     async def go() -> Generation:
-        p = OpenAICompatProvider(s)
+        p = OpenAICompatProvider(s) if clock is None else OpenAICompatProvider(s, clock=clock)
         try:
             return await p.generate(req)
         finally:
@@ -30,14 +43,16 @@ def generate(s: OpenAISpec, req: Request = REQ) -> Generation:
 
 
 def test_streaming_answer_with_ttft_tokens_and_usage() -> None:
-    with FakeOpenAIServer(responder=lambda body: ANSWER, ttft_s=0.05, token_delay_s=0.01) as srv:
-        gen = generate(spec(srv.url))
+    with FakeOpenAIServer(responder=lambda body: ANSWER) as srv:
+        gen = generate(spec(srv.url), clock=Ticks())
     assert gen.ok and gen.text == ANSWER
-    assert gen.ttft_s is not None and gen.latency_s is not None
-    assert 0.05 <= gen.ttft_s < gen.latency_s
-    assert gen.completion_tokens == len(ANSWER.split())  # the fake server's tokens are words
+    n = len(ANSWER.split())  # the fake server's tokens are words, one per content chunk
+    # the clock is read when the request is sent (1), at each content chunk (2 .. n+1; not at the role chunk, whose
+    # content is empty, nor at the finish and usage chunks) and at the end of the stream (n+2)
+    assert gen.token_times == [float(k) for k in range(1, n + 1)]
+    assert gen.ttft_s == 1.0 and gen.latency_s == n + 1.0
+    assert gen.completion_tokens == n
     assert gen.prompt_tokens is not None and gen.prompt_tokens > 0
-    assert gen.token_times is not None and len(gen.token_times) == len(ANSWER.split())
     body = srv.requests[0]
     assert body["stream"] is True and body["temperature"] == 0.1 and body["model"] == "fake-vlm"
     assert [m["role"] for m in body["messages"]] == ["system", "user"]
@@ -103,7 +118,8 @@ def test_400_is_not_retried() -> None:
 def test_stalled_stream_is_a_timeout_row_not_a_hang() -> None:
     with FakeOpenAIServer(script=[Behavior("stall", stall_after_chunks=2, stall_s=30)]) as srv:
         gen = generate(spec(srv.url, timeout_s=0.5, max_retries=0))
-    assert gen.error_kind == "timeout" and gen.latency_s is not None and gen.latency_s < 5
+    # timed out by the provider: a stall that ran its 30 s would end as a cut stream (truncated), not a timeout
+    assert gen.error_kind == "timeout" and gen.error == "no complete answer within 0.5 s"
 
 
 @pytest.mark.parametrize("stream", [True, False])
@@ -144,3 +160,23 @@ def test_api_key_is_sent_but_never_in_errors(monkeypatch: pytest.MonkeyPatch) ->
     with FakeOpenAIServer(api_key="another-key") as srv:
         gen = generate(spec(srv.url, api_key_env="FAKE_KEY"))
     assert gen.error_kind == "http_401" and key not in (gen.error or "")
+
+
+def test_nothing_after_done_counts() -> None:
+    """The stream is read to the end of the body, but what a server sends after ``[DONE]`` is not the answer."""
+    events = ['{"choices": [{"delta": {"content": "Заказ отменили"}}]}', '{"choices": [{"finish_reason": "stop"}]}',
+              "[DONE]", '{"choices": [{"delta": {"content": ", а деньги?"}}]}']
+    body = "".join(f"data: {e}\n\n" for e in events)
+
+    async def go() -> Generation:
+        transport = httpx.MockTransport(lambda _request: httpx.Response(
+            200, text=body, headers={"content-type": "text/event-stream"}))
+        p = OpenAICompatProvider(spec("http://mock/v1"),
+                                 client=httpx.AsyncClient(base_url="http://mock/v1/", transport=transport))
+        try:
+            return await p.generate(REQ)
+        finally:
+            await p.aclose()
+
+    gen = asyncio.run(go())
+    assert gen.ok and gen.text == "Заказ отменили" and gen.token_times is not None and len(gen.token_times) == 1

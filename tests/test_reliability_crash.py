@@ -1,6 +1,9 @@
-"""Crash and resume: a run SIGKILLed at random points of generation and judging, then resumed, ends with exactly
+"""Crash and resume: a run SIGKILLed at seeded points of generation and judging, then resumed, ends with exactly
 the planned generations and one judgement each, none twice, no finished request sent again, and the same
-aggregates as an uninterrupted run."""
+aggregates as an uninterrupted run.
+
+Kill points are events, not moments: the stand-in server kills the run when its n-th request (or n-th judge
+request) arrives (reliability_helpers.KillOnRequest), and scoring kills itself once n metrics are stored."""
 
 from __future__ import annotations
 
@@ -22,7 +25,7 @@ from typing import Any
 
 from conftest import summary_json
 from fakeserver import FakeOpenAIServer
-from reliability_helpers import image_digest, make_images, model, write_config, write_manifest
+from reliability_helpers import KillOnRequest, image_digest, make_images, model, write_config, write_manifest
 from vlmpipe.app.pipeline import run
 from vlmpipe.app.pipeline import score as score_pipeline
 
@@ -66,21 +69,17 @@ def _stored(db: Path, sql: str = GENERATED) -> int:
         return 0
 
 
-def _run_until_killed(cfg: Path, db: Path, sql: str, target: int, extra_s: float, command: str = "run") -> bool:
-    """Start ``vlmpipe run`` (or ``command``) and SIGKILL it once ``sql`` counts ``target`` rows, plus ``extra_s``.
-    Returns whether it was killed (False: it finished first)."""
-    proc = subprocess.Popen([sys.executable, "-m", "vlmpipe.app.cli", command, str(cfg), "--quiet"], env=_env(),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def _cli(command: str, target: Path) -> list[str]:
+    return [sys.executable, "-m", "vlmpipe.app.cli", command, str(target), "--quiet"]
+
+
+def _run_until_killed(killer: KillOnRequest, cfg: Path, at: int, judge: bool = False) -> bool:
+    """``vlmpipe run``, SIGKILLed by the server when its ``at``-th candidate request (judge request with ``judge``)
+    of this run arrives. Returns whether it was killed (False: it finished first)."""
+    proc = killer.start(_cli("run", cfg), at, lambda body: (body.get("model") == "fake-judge") == judge, env=_env(),
+                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 60
-        while proc.poll() is None and _stored(db, sql) < target and time.monotonic() < deadline:
-            time.sleep(0.01)
-        time.sleep(extra_s)
-        if proc.poll() is not None:
-            return False
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(10)
-        return True
+        return proc.wait(120) == -signal.SIGKILL
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -112,11 +111,16 @@ def test_killed_runs_resume_to_exactly_the_plan_with_identical_aggregates(tmp_pa
     write_manifest(data, [{"id": n.removesuffix(".png"), "image": n, "reference": f"Здравствуйте, эталон {n}."}
                           for n in names])
     rng = random.Random(8)
-    gen_targets = sorted(rng.sample(range(1, PLANNED - 4), 4))
-    judge_targets = sorted(rng.sample(range(1, PLANNED - 4), 3))
-    with FakeOpenAIServer(responder=responder, ttft_s=0.02, token_delay_s=0.03) as srv:
+    # each run is killed at its n-th request, having stored fewer than n + CONCURRENCY (the others in flight may
+    # finish while the kill is on its way), so 4 + 3 runs never finish the 30 of either
+    gen_targets = [rng.randint(2, 4) for _ in range(4)]
+    judge_targets = [rng.randint(2, 6) for _ in range(3)]
+    killer = KillOnRequest()
+    with FakeOpenAIServer(responder=responder, behavior_fn=killer) as srv:
         models = [model(n, srv.url, model=mid) for n, mid in MODELS]
-        judge = {"enabled": True, "mode": "random", "seed": 5,
+        # one judge request per judgement (the repeats' identical answers are not deduplicated: the counts below
+        # are per judgement; tests/test_judge_dedupe.py kills and resumes a deduplicating judge)
+        judge = {"enabled": True, "mode": "random", "seed": 5, "dedupe": False,
                  "model": model("judge", srv.url, model="fake-judge", stream=False, temperature=0.0)}
         kw = {"repeats": REPEATS, "concurrency": CONCURRENCY, "seed": 3, "judge": judge,
               "dataset": {"path": str(data), "manifest": str(data / "manifest.jsonl")}}
@@ -124,14 +128,13 @@ def test_killed_runs_resume_to_exactly_the_plan_with_identical_aggregates(tmp_pa
         db = tmp_path / "runs" / "r" / "run.sqlite"
         kills = judge_kills = 0
         for target in gen_targets:
-            kills += _run_until_killed(cfg, db, GENERATED, target, rng.uniform(0.0, 0.12))
+            kills += _run_until_killed(killer, cfg, target)
         for target in judge_targets:
-            killed = _run_until_killed(cfg, db, JUDGED, target, rng.uniform(0.0, 0.12))
+            killed = _run_until_killed(killer, cfg, target, judge=True)
             kills += killed
             judge_kills += killed and _stored(db) == PLANNED
         stored_before_resume = _stored(db), _stored(db, JUDGED)
-        final = subprocess.run([sys.executable, "-m", "vlmpipe.app.cli", "run", str(cfg), "--quiet"], env=_env(),
-                               capture_output=True, text=True, timeout=120)
+        final = subprocess.run(_cli("run", cfg), env=_env(), capture_output=True, text=True, timeout=120)
         resumed_requests = list(srv.requests)
 
         srv.reset()
@@ -140,7 +143,7 @@ def test_killed_runs_resume_to_exactly_the_plan_with_identical_aggregates(tmp_pa
         baseline_requests = len(srv.requests)
 
     assert final.returncode == 0, final.stderr
-    assert kills >= 5 and judge_kills >= 2 and stored_before_resume[1] < PLANNED
+    assert kills == 7 and judge_kills == 3 and stored_before_resume[1] < PLANNED
     # exactly items × models × repeats generations and one judgement each, each key once, all finished
     with sqlite3.connect(db) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
@@ -163,9 +166,35 @@ def test_killed_runs_resume_to_exactly_the_plan_with_identical_aggregates(tmp_pa
     assert resumed["models"]["a"]["n"] == ITEMS * REPEATS and resumed["models"]["a"]["n_errors"] == 0
 
 
+SCORE_KILLED_AT_STORE = textwrap.dedent(
+    """
+    import os, signal, sys
+    from vlmpipe.app.cli import main
+    from vlmpipe.core.store import Store
+
+    # argv: K before|after COMMAND...: SIGKILL this process just before (or after) it stores its K-th metric's scores
+    k, when = int(sys.argv.pop(1)), sys.argv.pop(1)
+    put_scores, stores = Store.put_scores, 0
+
+    def put_scores_then_die(self, rows):
+        global stores
+        stores += 1
+        if stores == k and when == "before":
+            os.kill(os.getpid(), signal.SIGKILL)
+        put_scores(self, rows)
+        if stores == k:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    Store.put_scores = put_scores_then_die
+    sys.argv[0] = "vlmpipe"
+    main()
+    """
+)
+
+
 def test_killed_scoring_resumes_to_the_same_scores(tmp_path: Path) -> None:
-    """``vlmpipe score`` killed after a seeded number of metrics were stored, three times, then run to the end,
-    stores exactly the scores of an uninterrupted scoring."""
+    """``vlmpipe score`` killed just before or after it stored a seeded number of metrics, three times, then run to
+    the end, stores exactly the scores of an uninterrupted scoring."""
     data = tmp_path / "data"
     names = make_images(data, ITEMS)
     write_manifest(data, [{"id": n.removesuffix(".png"), "image": n, "reference": f"Здравствуйте, заказ {i} отменили.",
@@ -180,14 +209,15 @@ def test_killed_scoring_resumes_to_the_same_scores(tmp_path: Path) -> None:
     baseline_dir = tmp_path / "baseline"
     shutil.copytree(run_dir, baseline_dir)
     n = ITEMS * REPEATS
-    scored = "SELECT COUNT(*) FROM scores"
     rng = random.Random(8)
     kills = 0
-    for k in sorted(rng.sample(range(1, 8), 3)):  # after k metric columns were stored
-        kills += _run_until_killed(run_dir, run_dir / "run.sqlite", scored, k * n, rng.uniform(0, 0.05), "score")
-    partial = _stored(run_dir / "run.sqlite", scored)
-    final = subprocess.run([sys.executable, "-m", "vlmpipe.app.cli", "score", str(run_dir), "--quiet"], env=_env(),
-                           capture_output=True, text=True, timeout=120)
+    for _ in range(3):  # 7 metrics store scores here: three runs of at most 2 each never finish them
+        k, when = rng.randint(1, 2), rng.choice(["before", "after"])
+        argv = [sys.executable, "-c", SCORE_KILLED_AT_STORE, str(k), when, "score", str(run_dir), "--quiet"]
+        proc = subprocess.run(argv, env=_env(), capture_output=True, text=True, timeout=120)
+        kills += proc.returncode == -signal.SIGKILL
+    partial = _stored(run_dir / "run.sqlite", "SELECT COUNT(*) FROM scores")
+    final = subprocess.run(_cli("score", run_dir), env=_env(), capture_output=True, text=True, timeout=120)
     score_pipeline(baseline_dir, show_progress=False)
     assert final.returncode == 0, final.stderr
     assert kills == 3 and partial > 0

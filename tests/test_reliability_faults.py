@@ -110,17 +110,18 @@ def csv_rows(path: Path) -> list[dict[str, str]]:
 
 def test_concurrency_halves_on_429_and_grows_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The server counts requests in flight; a burst of 429s brings it from 8 down to at most 4, and it climbs
-    back to 8 after enough successes (one more per GROW_AFTER successes in a row)."""
-    counter = InFlightCounter(monkeypatch, burst=range(24, 28))
+    back to 8 after enough successes (one more per GROW_AFTER successes in a row). 150 requests and the 4 retried
+    after a 429: the first 8 and the last 8 are answered once 8 are in flight, so the client's 8 show either way."""
+    counter = InFlightCounter(monkeypatch, burst=range(24, 28), hold=lambda i: i < 8 or i >= 154 - 8, level=8)
     monkeypatch.setattr(generate_mod, "GROW_AFTER", 10)
     data = tmp_path / "data"
     make_images(data, 150)
-    with FakeOpenAIServer(responder=image_responder, behavior_fn=counter.behaviour, ttft_s=0.03,
-                          token_delay_s=0.01) as srv:
+    with FakeOpenAIServer(responder=image_responder, behavior_fn=counter.behaviour) as srv:
         cfg = write_config(tmp_path / "c.yaml", data, [model("m", srv.url, max_retries=3)], concurrency=8)
         result = run(cfg, show_progress=False)
     assert result.exit_code == 0  # every 429 was retried into a success
     starts = counter.sorted_starts()
+    assert len(starts) == 154
     before = max(n for i, n in starts if i < 24)
     burst_end = 28
     # the next 10 arrivals (fewer than GROW_AFTER successes can have finished since the last 429)

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from browser import Chromium, chromium_path
+from browser import Chromium
 from html_tables import table
 from report_runs import AWQ, FORMULA, GOOD, ITEMS, REPEATS, SMALL, after_rows, baseline_rows, import_run
 
@@ -51,7 +51,7 @@ def test_no_errors_table_without_errors_and_imported_failures(tmp_path: Path) ->
     assert evil[1:] == ["2", "50.0%", "2"]  # its two failed second repeats, of 4
 
 
-@pytest.mark.skipif(chromium_path() is None, reason="chromium not installed (scripts/setup.sh installs it)")
+@pytest.mark.needs("chromium")
 def test_errors_table_in_headless_chromium(planted: Any, tmp_path: Path) -> None:
     with Chromium(tmp_path / "browser") as browser:
         page = browser.open(planted.report_dir / "index.html")

@@ -18,13 +18,13 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from browser import Chromium, chromium_path
+from browser import Chromium
 from fakeserver import FakeOpenAIServer
 from html_tables import table
 from report_runs import AWQ, EXPLANATION, FORMULA, GOOD, ITEMS, MODELS, PLANTED, REPEATS, SMALL, write_dataset
 from vlmpipe.app.cli import app
 
-CHROMIUM = pytest.mark.skipif(chromium_path() is None, reason="chromium not installed (scripts/setup.sh installs it)")
+CHROMIUM = pytest.mark.needs("chromium")
 
 
 @pytest.fixture(scope="module")

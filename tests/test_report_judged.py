@@ -8,14 +8,14 @@ import openpyxl
 import pytest
 
 import vlmpipe
-from browser import Chromium, chromium_path
+from browser import Chromium
 from conftest import summary_json
 from fakeserver import FakeOpenAIServer
 from test_judge import BAD, GOOD, ITEMS, BiasedJudge, candidate_responder, make_config
 from vlmpipe.app.pipeline import open_store
 
 
-@pytest.mark.skipif(chromium_path() is None, reason="chromium not installed (scripts/setup.sh installs it)")
+@pytest.mark.needs("chromium")
 def test_report_of_a_judged_run(tmp_path: Path) -> None:
     with FakeOpenAIServer(responder=candidate_responder) as cand, FakeOpenAIServer(responder=BiasedJudge()) as judge:
         cfg = make_config(tmp_path, cand.url, judge.url, mode="both", repeats=2)

@@ -1,27 +1,17 @@
 """The run store: keyed rows, resume after a kill, no duplicates."""
 
-import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import pytest
 import yaml
 from PIL import Image
 
+from fakeserver import FakeOpenAIServer
+from reliability_helpers import KillOnRequest
 from vlmpipe.core.store import Store
-
-TESTS = Path(__file__).parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_generation_rows_are_replaced_not_duplicated(tmp_path: Path) -> None:
@@ -77,21 +67,15 @@ def count(db: Path, sql: str) -> int:
 
 
 def test_killed_run_resumes_without_duplicates(tmp_path: Path) -> None:
-    port = free_port()
-    server = subprocess.Popen([sys.executable, str(TESTS / "fakeserver.py"), "--port", str(port),
-                               "--ttft", "0.25", "--token-delay", "0.01"])
-    try:
-        config = make_run(tmp_path, port)
+    killer = KillOnRequest()  # the stand-in server SIGKILLs the run when its 6th request arrives
+    with FakeOpenAIServer(behavior_fn=killer) as srv:
+        config = make_run(tmp_path, srv.port)
         db = tmp_path / "runs" / "resume" / "run.sqlite"
         cmd = [sys.executable, "-m", "vlmpipe.app.cli", "run", str(config), "--quiet"]
-        run = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        deadline = time.monotonic() + 60
-        while count(db, "SELECT COUNT(*) FROM generations") < 4:
-            assert run.poll() is None, run.stderr.read() if run.stderr else ""
-            assert time.monotonic() < deadline, "the run made no progress"
-            time.sleep(0.05)
-        os.kill(run.pid, signal.SIGKILL)
-        run.wait()
+        run = killer.start(cmd, 6, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        _out, err = run.communicate(timeout=120)
+        assert run.returncode == -signal.SIGKILL, err
+        # 2 at a time: at least 4 were answered and stored before the 6th was sent; the 6th is never answered
         done_before = count(db, "SELECT COUNT(*) FROM generations WHERE error IS NULL")
         assert 4 <= done_before < 12
         resumed = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
@@ -101,13 +85,10 @@ def test_killed_run_resumes_without_duplicates(tmp_path: Path) -> None:
         assert count(db, "SELECT COUNT(*) FROM generations WHERE error IS NULL") == 12
         with sqlite3.connect(db) as c:
             assert c.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        # sent again: only what the kill cut off in flight (the held 6th, and at most one more: 2 at a time)
+        sent = srv.request_count
+        assert 12 < sent <= 12 + 2
         # a third run finds everything done and sends nothing
         again = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
         assert again.returncode == 0 and count(db, "SELECT COUNT(*) FROM generations") == 12
-    finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(timeout=5)
-        except subprocess.TimeoutExpired:  # pragma: no cover
-            server.kill()
-            pytest.fail("fake server did not stop")
+        assert srv.request_count == sent

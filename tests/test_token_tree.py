@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import pytest
-
+from components import require
 from vlmpipe.metrics.token_tree import ancestor_mask, pack
 
 
@@ -23,7 +22,9 @@ def test_packs_split_at_max_nodes_and_skip_empty_sequences():
 
 
 def test_each_node_attends_to_itself_and_its_ancestors_only():
-    torch = pytest.importorskip("torch")
+    require("torch")
+    import torch
+
     mask = ancestor_mask([-1, 0, 1, 1, -1])
     assert mask.tolist() == [
         [True, False, False, False, False],

@@ -10,21 +10,21 @@ from types import SimpleNamespace
 
 import pytest
 
-torch = pytest.importorskip("torch", reason="torch is an extra: pip install 'vlmpipe[models]'")
-pytest.importorskip("transformers", reason="transformers is an extra: pip install 'vlmpipe[models]'")
+from components import optional_import
+from metric_helpers import make_ctx
+from tiny_models import tiny_bert_encoder, tiny_bleurt_from_bert, tiny_causal_lm
+from vlmpipe.metrics.base import MetricUnavailable
+from vlmpipe.metrics.bertscore import BertScoreModel
+from vlmpipe.metrics.bleurt import BleurtModel
+from vlmpipe.metrics.lm_logprobs import HFCausalScorer, ScorerUnavailable
+from vlmpipe.metrics.perplexity import PerplexityMetric
+from vlmpipe.metrics.torch_device import place, torch_device
 
-from metric_helpers import make_ctx  # noqa: E402
-from tiny_models import tiny_bert_encoder, tiny_bleurt_from_bert, tiny_causal_lm  # noqa: E402
-from vlmpipe.metrics.base import MetricUnavailable  # noqa: E402
-from vlmpipe.metrics.bertscore import BertScoreModel  # noqa: E402
-from vlmpipe.metrics.bleurt import BleurtModel  # noqa: E402
-from vlmpipe.metrics.lm_logprobs import HFCausalScorer, ScorerUnavailable  # noqa: E402
-from vlmpipe.metrics.perplexity import PerplexityMetric  # noqa: E402
-from vlmpipe.metrics.torch_device import place, torch_device  # noqa: E402
+pytestmark = pytest.mark.needs("torch")
+torch = optional_import("torch")
 
 TEXTS = ["не могу оплатить заказ картой", "когда возврат денег"]
 REFS = ["не могу оплатить заказ картой", "деньги списали дважды"]
-GPU = torch.cuda.is_available()
 
 
 def fake_torch(gpus: int, cuda_build: str | None = "12.4") -> SimpleNamespace:
@@ -51,16 +51,15 @@ def test_a_gpu_torch_cannot_use_is_a_reason_not_a_silent_cpu_run():
         torch_device(fake_torch(1), "cuda:1")
 
 
-class FullGpu(torch.nn.Linear):
-    """A model that does not fit on the GPU: moving it there fails as torch does when memory is taken."""
-
-    def to(self, *args, **kwargs):  # type: ignore[override]
-        if torch.device(args[0]).type == "cuda":
-            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 1.00 GiB")
-        return super().to(*args, **kwargs)
-
-
 def test_a_full_gpu_means_the_cpu_under_auto_and_a_reason_when_the_gpu_was_asked_for(caplog):
+    class FullGpu(torch.nn.Linear):
+        """A model that does not fit on the GPU: moving it there fails as torch does when memory is taken."""
+
+        def to(self, *args, **kwargs):  # type: ignore[override]
+            if torch.device(args[0]).type == "cuda":
+                raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 1.00 GiB")
+            return super().to(*args, **kwargs)
+
     model = FullGpu(2, 2)
     with caplog.at_level(logging.WARNING, logger="vlmpipe"):
         placed, device = place(model, fake_torch(1), "auto", "perplexity")
@@ -84,17 +83,19 @@ def models(tmp_path_factory) -> dict[str, Path]:
             "encoder": tiny_bert_encoder(root / "tinybert")}
 
 
+@pytest.mark.needs("bert_score")
 def test_each_metric_runs_where_it_is_told(models, tmp_path):
+    gpu = torch.cuda.is_available()
     cpu = (HFCausalScorer(models["lm"], device="cpu").token_logprobs(TEXTS),
            BleurtModel(models["bleurt"], device="cpu").score(REFS, TEXTS),
            BertScoreModel(models["encoder"], 2, device="cpu").f1(TEXTS, REFS))
     auto = (HFCausalScorer(models["lm"]).token_logprobs(TEXTS), BleurtModel(models["bleurt"]).score(REFS, TEXTS),
             BertScoreModel(models["encoder"], 2).f1(TEXTS, REFS))
-    assert HFCausalScorer(models["lm"]).device.type == ("cuda" if GPU else "cpu")
+    assert HFCausalScorer(models["lm"]).device.type == ("cuda" if gpu else "cpu")
     for got, want in zip(auto, cpu, strict=True):  # the same numbers, to float rounding, wherever they ran
         flat = [x for v in got for x in (v if isinstance(v, list) else [v])]
         assert flat == pytest.approx([x for v in want for x in (v if isinstance(v, list) else [v])], abs=1e-4)
-    if GPU:
+    if gpu:
         assert HFCausalScorer(models["lm"], device="cuda").device.type == "cuda"
         return
     # this machine's torch sees no GPU: asking for one is the reason the metric is unavailable

@@ -31,6 +31,7 @@ from vlmpipe.core.config import RunConfig
 from vlmpipe.core.store import Store
 from vlmpipe.metrics.base import REGISTRY
 from vlmpipe.metrics.overlap import texts_key
+from vlmpipe.stages.generation_cache import BATCH, CACHED
 
 #: Columns every generation row has (not metric scores): derived from the generation itself.
 DERIVED = ("latency_s", "length_chars", "chars_per_s", "output_tokens_per_s")
@@ -133,6 +134,7 @@ class ModelRows:
         self.n = 0
         self.n_ok = 0
         self.errors: dict[str, int] = defaultdict(int)
+        self.sources: dict[str | None, int] = defaultdict(int)  # successful rows by where their answer came from
         self.latency: list[float] = []
         self.ttft: list[float] = []
         self.series = {c: Series() for c in _column_names()}
@@ -148,6 +150,7 @@ class ModelRows:
             self.errors[r["error_kind"] or "error"] += 1
             return
         self.n_ok += 1
+        self.sources[r.get("source")] += 1
         for values, key in ((self.latency, "latency_s"), (self.ttft, "ttft_s")):
             v = r.get(key)
             if v is not None and not (isinstance(v, float) and math.isnan(v)):
@@ -231,6 +234,13 @@ def summarize_model(rows: Iterable[dict[str, Any]] | ModelRows, role: str, ctx: 
         values[f.key] = fv
         if "." not in f.key:
             s[f.key] = fv.value
+    no_latency = _untimed(acc.sources[BATCH], acc.sources[CACHED], acc.n_ok)
+    if no_latency:
+        for key in SPEED_KEYS:
+            unavailable.setdefault(key, no_latency)
+        for key, fv in values.items():
+            if fv.value is None and key.split(".")[0] in (*SPEED_KEYS, "latency_s") and not fv.unavailable:
+                fv.unavailable = no_latency
     s["fields"] = values
     s["distinct_answer_rate"] = float(np.mean([d for _c, d in stability.values()])) if stability else None
     s["within_item_std"] = mean_item_std(acc.stds)
@@ -239,12 +249,34 @@ def summarize_model(rows: Iterable[dict[str, Any]] | ModelRows, role: str, ctx: 
     for key, fv in values.items():
         if fv.unavailable and "." not in key and key not in unavailable:
             unavailable[key] = fv.unavailable
-    if s["ttft_s"] is None and acc.n:
+    if s["ttft_s"] is None and acc.n and "ttft_s" not in unavailable:
         unavailable["ttft_s"] = ("no successful generation" if not acc.n_ok
                                  else "not measured: the provider does not stream tokens")
     s.update(ctx.metric_info)
     s["unavailable"] = unavailable
     return s, series
+
+
+#: The speed figures a generation without a latency (from a batch, or the request cache) is left out of.
+SPEED_KEYS = ("latency_s", "ttft_s", "chars_per_s_mean", "output_tokens_per_s_mean")
+
+
+def untimed_reason(ok: list[dict[str, Any]]) -> str | None:
+    """Why some successful generations are left out of the speed statistics (they carry no latency), or ``None``."""
+    return _untimed(sum(1 for r in ok if r.get("source") == BATCH), sum(1 for r in ok if r.get("source") == CACHED),
+                    len(ok))
+
+
+def _untimed(batch: int, cached: int, n_ok: int) -> str | None:
+    if not batch and not cached:
+        return None
+    parts = []
+    if batch:
+        parts.append(f"{batch} came from a batch engine's results file (batch timings are not latencies)")
+    if cached:
+        parts.append(f"{cached} reused the answer to an identical request (cache: true)")
+    return (f"{batch + cached} of {n_ok} successful generations carry no latency and are left out of the speed "
+            f"statistics: {'; '.join(parts)}")
 
 
 def _why_missing(column: str | None, acc: ModelRows, ctx: Context) -> str | None:

@@ -14,6 +14,7 @@
 - ``errors``: ``n_errors`` > 0.
 - ``server_down``: the model's server was given up (``failed``); ``injection``: answers that address the judge
   and got outlier judge scores (``injection.flagged``); ``stopped``: the run stopped at its time limit.
+- ``judges_disagree``: the judges of a panel order the top two candidates (by the panel's ratio) differently.
 - ``recommend_quality`` / ``recommend_constrained``: the best model; and the Pareto model with the least GPU
   memory (else the fastest) among those not flagged (freezing, failing, or an alert that ``flags``).
 """
@@ -109,6 +110,31 @@ def _per_model(summary: RunSummary, names: list[str], flagged: set[str]) -> list
     return out
 
 
+def judges_disagree(summary: RunSummary, names: list[str]) -> Finding | None:
+    """The panel's judges disagree on the order of the top two candidates (by the panel's ratio)."""
+    status = summary.judge_status
+    if status is None or not status.judges or len(status.judges) < 2:
+        return None
+    ranked = sorted((n for n in names if summary.value(n, "judge.ratio_mean") is not None),
+                    key=lambda n: -summary.value(n, "judge.ratio_mean"))  # type: ignore[operator]
+    if len(ranked) < 2:
+        return None
+    best, second = ranked[:2]
+    per_judge: dict[str, tuple[float | None, float | None]] = {
+        j: (summary.value(best, f"judge.panel.{j}.ratio_mean"), summary.value(second, f"judge.panel.{j}.ratio_mean"))
+        for j in status.judges}
+    reverse = [j for j, (a, b) in per_judge.items() if a is not None and b is not None and b > a]
+    if not reverse:
+        return None
+    agree = [j for j, (a, b) in per_judge.items() if a is not None and b is not None and a >= b]
+    detail = "; ".join(f"{j}: {a:.3f} vs {b:.3f}" for j, (a, b) in per_judge.items() if a is not None and b is not None)
+    return _finding("judges_disagree", f"The judges disagree on the order of the top two: the panel puts {best} "
+                    f"ahead of {second}, but {', '.join(reverse)} put{'s' if len(reverse) == 1 else ''} {second} "
+                    f"ahead ({detail}); the ranking depends on the judge.", models=[best, second],
+                    judges_reversing=reverse, judges_agreeing=agree,
+                    ratios={j: {best: a, second: b} for j, (a, b) in per_judge.items()})
+
+
 def derive_findings(summary: RunSummary) -> list[Finding]:
     names = summary.candidates()
     if not names:
@@ -152,6 +178,9 @@ def derive_findings(summary: RunSummary) -> list[Finding]:
     if front:
         head.append(_finding("pareto", f"Pareto set on {axes}: {', '.join(front)}.", models=front, metric=q.key,
                              with_memory=with_mem))
+    disagreement = judges_disagree(summary, names)
+    if disagreement is not None:
+        head.append(disagreement)
     head.append(_finding("recommend_quality", f"For maximum quality: {best} ({q.label} {q.format(bq)}).",
                          model=best, metric=q.key, value=bq))
     usable = [n for n in front if n not in flagged] or front

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from vlmpipe.analysis.agreement import panel_agreement
 from vlmpipe.analysis.intervals import Series, field_value
 from vlmpipe.core import stats
 from vlmpipe.core.config import RunConfig
@@ -58,6 +59,26 @@ def combine(rows: list[dict[str, Any]], mode: str, seed: int, generation_key: st
     return out
 
 
+def combine_panel(per_judge: list[dict[str, Any]]) -> dict[str, Any]:
+    """One generation's panel judgement from each judge's combined judgement: the judges' candidate scores averaged,
+    and their reference scores (so the ratio is mean candidate / mean reference, per judgement). Usable only when
+    every judge's is (a judgement one judge failed on counts as failed, so the panel mean is always over the same
+    judges); ``consistency_flags`` and ``first_bonuses`` pool the judges' position checks."""
+    all_rows = [r for j in per_judge for r in j["all_rows"]]
+    statuses = {j["status"] for j in per_judge}
+    if statuses != {"ok"}:
+        return {"status": "failed" if "failed" in statuses else "pending", "all_rows": all_rows}
+    return {
+        "status": "ok",
+        "candidate": float(np.mean([j["candidate"] for j in per_judge])),
+        "reference": float(np.mean([j["reference"] for j in per_judge])),
+        "rows": [r for j in per_judge for r in j["rows"]],
+        "all_rows": all_rows,
+        "consistency_flags": [j["consistent"] for j in per_judge if "consistent" in j],
+        "first_bonuses": [j["first_bonus"] for j in per_judge if "first_bonus" in j],
+    }
+
+
 def _rate(flags: list[bool]) -> float | None:
     return float(np.mean(flags)) if flags else None
 
@@ -85,11 +106,13 @@ def summarize(judged: list[tuple[str, dict[str, Any]]], *, mode: str, seed: int,
         (r["candidate_score"] > r["reference_score"]) == (r["candidate_position"] == "A")
         for r in rows if r["candidate_position"] in ("A", "B") and r["candidate_score"] != r["reference_score"]
     ]
-    consistency = [j["consistent"] for _, j in ok if "consistent" in j]
-    bonus = [j["first_bonus"] for _, j in ok if "first_bonus" in j]
+    consistency = [flag for _, j in ok
+                   for flag in j.get("consistency_flags", [j["consistent"]] if "consistent" in j else [])]
+    bonus = [b for _, j in ok for b in j.get("first_bonuses", [j["first_bonus"]] if "first_bonus" in j else [])]
     all_rows = [r for _, j in judged for r in j["all_rows"]]
     tokens_p = [r["prompt_tokens"] for r in all_rows if r.get("prompt_tokens") is not None]
     tokens_c = [r["completion_tokens"] for r in all_rows if r.get("completion_tokens") is not None]
+    live = mode != "recorded"  # recorded judgements were sent by the original pipeline, not by this one
     return {
         "ratio_mean": ratio.value,
         "ratio_ci95_naive": ratio.ci95_naive,
@@ -111,59 +134,97 @@ def summarize(judged: list[tuple[str, dict[str, Any]]], *, mode: str, seed: int,
         "mode": mode,
         "prompt_tokens": int(sum(tokens_p)) if tokens_p else None,
         "completion_tokens": int(sum(tokens_c)) if tokens_c else None,
+        "requests_sent": sum(int(r.get("attempts") or 0) for r in all_rows if not r.get("reused")) if live else None,
+        "requests_reused": sum(1 for r in all_rows if r.get("reused")) if live else None,
     }
 
 
-def _current(store: Store, meta: dict[str, Any]) -> list[dict[str, Any]]:
-    """The judge's rows of its current signature whose reference is still the item's."""
+def judges_of(meta: dict[str, Any]) -> list[dict[str, Any]]:
+    """The judges of the stored judgements: a panel's (``meta["judges"]``), or the single judge's."""
+    return list(meta.get("judges") or [{"name": meta.get("model"), "signature": meta.get("signature")}])
+
+
+def _current(store: Store, meta: dict[str, Any], signature: str | None = None) -> list[dict[str, Any]]:
+    """The judge's rows of its current signature (``signature``: one judge of a panel) whose reference is still the
+    item's."""
     refs = {i["id"]: text_sha(i["reference"]) for i in store.items()}
-    return [r for r in store.judgements(signature=meta.get("signature"))
+    return [r for r in store.judgements(signature=signature or meta.get("signature"))
             if r["reference_sha"] is None or r["reference_sha"] == refs.get(r["item"])]
 
 
 def human_scores(store: Store, meta: dict[str, Any]) -> dict[str, float]:
-    """``{item: the judge's score of the human answer}`` (graded tasks in mode ``both``; empty otherwise)."""
-    return {r["item"]: float(r["candidate_score"]) for r in _current(store, meta)
-            if r["candidate_position"] == HUMAN and r["error"] is None}
+    """``{item: the judges' mean score of the human answer}`` (graded tasks in mode ``both``; empty otherwise)."""
+    per_item: dict[str, list[float]] = defaultdict(list)
+    for judge in judges_of(meta):
+        for r in _current(store, meta, judge["signature"]):
+            if r["candidate_position"] == HUMAN and r["error"] is None:
+                per_item[r["item"]].append(float(r["candidate_score"]))
+    return {item: float(np.mean(v)) for item, v in per_item.items()}
 
 
-def model_judgements(store: Store, meta: dict[str, Any]) -> dict[str, list[tuple[str, dict[str, Any]]]]:
-    """``{model: [(item, combined judgement), ...]}`` over the current plan's successful candidate generations."""
+def model_judgements(store: Store, meta: dict[str, Any], signature: str | None = None
+                     ) -> dict[str, list[tuple[str, dict[str, Any]]]]:
+    """``{model: [(item, combined judgement), ...]}`` over the current plan's successful candidate generations (of
+    the judge with ``signature``; default: the single judge's). Each judgement carries its ``generation_key``."""
     mode = meta.get("mode", "both")
     seed = int(meta.get("seed", 0))
     by_gen: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for r in _current(store, meta):
+    for r in _current(store, meta, signature):
         by_gen[r["generation_key"]].append(r)
     out: dict[str, list[tuple[str, dict[str, Any]]]] = defaultdict(list)
     for g in store.generations(role="candidate"):
         rows = by_gen.get(g["key"], [])
         if g["error"] is not None and not rows:
             continue
-        out[g["model"]].append((g["item"], combine(rows, mode, seed, g["key"])))
+        out[g["model"]].append((g["item"], {**combine(rows, mode, seed, g["key"]), "generation_key": g["key"]}))
+    return out
+
+
+def panel_judgements(per_judge: dict[str, dict[str, list[tuple[str, dict[str, Any]]]]]
+                     ) -> dict[str, list[tuple[str, dict[str, Any]]]]:
+    """``{model: [(item, panel judgement), ...]}``: each generation's judgements by every judge, combined."""
+    first = next(iter(per_judge.values()))
+    out: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+    for model, judged in first.items():
+        others = [{j["generation_key"]: j for _i, j in per_judge[name].get(model, [])} for name in per_judge]
+        out[model] = [(item, {**combine_panel([o.get(j["generation_key"], {"status": "pending", "all_rows": []})
+                                                for o in others]), "generation_key": j["generation_key"]})
+                      for item, j in judged]
     return out
 
 
 @dataclass
 class JudgeResults:
-    """What the judge stage left for aggregation: its state, and each candidate's combined judgements."""
+    """What the judge stage left for aggregation: its state, and each candidate's combined judgements (a panel's:
+    the judges' scores averaged per judgement; ``panel``: each judge's own)."""
 
     status: dict[str, Any]
     per_model: dict[str, list[tuple[str, dict[str, Any]]]] = field(default_factory=dict)
     mode: str = "both"
     seed: int = 0
     cluster: dict[str, str] = field(default_factory=dict)  # item -> screenshot
+    panel: dict[str, dict[str, list[tuple[str, dict[str, Any]]]]] = field(default_factory=dict)
 
     @property
     def ran(self) -> bool:
         return self.status["state"] not in ("not_configured", "not_run")
 
+    def _judged(self, judged: list[tuple[str, dict[str, Any]]], items: set[str] | None
+                ) -> list[tuple[str, dict[str, Any]]]:
+        return [(i, j) for i, j in judged if items is None or i in items]
+
     def block(self, model: str, items: set[str] | None = None) -> tuple[dict[str, Any] | None, str | None]:
-        """``(judge block, why it has no ratio)`` of ``model``, over the screenshots in ``items`` (all when None)."""
+        """``(judge block, why it has no ratio)`` of ``model``, over the screenshots in ``items`` (all when None); a
+        panel's block holds each judge's own under ``panel``."""
         if not self.ran:
             return None, self.status["message"]
-        judged = [(i, j) for i, j in self.per_model.get(model, []) if items is None or i in items]
-        block = summarize(judged, mode=self.mode, seed=self.seed, cluster=self.cluster,
-                          kind=self.status.get("kind", "pairwise"))
+        kind = self.status.get("kind", "pairwise")
+        judged = self._judged(self.per_model.get(model, []), items)
+        block = summarize(judged, mode=self.mode, seed=self.seed, cluster=self.cluster, kind=kind)
+        if self.panel:
+            block["panel"] = {name: summarize(self._judged(per.get(model, []), items), mode=self.mode,
+                                              seed=self.seed, cluster=self.cluster, kind=kind)
+                              for name, per in self.panel.items()}
         why = None
         if block["ratio_mean"] is None:
             why = (f"no usable judgement: {block['n_failed']} failed, {block['n_pending']} not judged yet, "
@@ -171,8 +232,29 @@ class JudgeResults:
         return block, why
 
     def ratios(self, model: str, items: set[str] | None = None) -> Series:
-        judged = [(i, j) for i, j in self.per_model.get(model, []) if items is None or i in items]
-        return ratio_series(judged, self.cluster)
+        return ratio_series(self._judged(self.per_model.get(model, []), items), self.cluster)
+
+
+def _agreement(results: JudgeResults) -> dict[str, Any]:
+    """The panel's agreement (:func:`vlmpipe.analysis.agreement.panel_agreement`) over the per-judgement ratios."""
+    scores: dict[str, dict[tuple[str, str], float]] = {}
+    clusters: dict[tuple[str, str], str] = {}
+    ratios: dict[str, dict[str, float]] = {}
+    for name, per_model in results.panel.items():
+        scores[name] = {}
+        ratios[name] = {}
+        for model, judged in per_model.items():
+            for item, j in judged:
+                if j["status"] == "ok" and j["reference"] > 0:
+                    unit = (model, j["generation_key"])
+                    scores[name][unit] = j["candidate"] / j["reference"]
+                    clusters[unit] = results.cluster.get(item, item)
+            series = ratio_series(judged, results.cluster)
+            if series.values:
+                ratios[name][model] = float(np.mean(series.values))
+    out = panel_agreement(scores, clusters, ratios, seed=results.seed)
+    out["score"] = "per-judgement ratio: candidate score / reference score (graded tasks: score / 10)"
+    return out
 
 
 def judge_results(cfg: RunConfig | None, store: Store) -> JudgeResults:
@@ -186,10 +268,20 @@ def judge_results(cfg: RunConfig | None, store: Store) -> JudgeResults:
                              "message": why})
     mode = meta.get("mode", "both")
     seed = int(cfg.judge.seed if cfg else meta.get("seed", 0))
-    per_model = model_judgements(store, meta)
+    judges = judges_of(meta)
+    panel: dict[str, dict[str, list[tuple[str, dict[str, Any]]]]] = {}
+    if len(judges) > 1:
+        panel = {j["name"]: model_judgements(store, meta, j["signature"]) for j in judges}
+        per_model = panel_judgements(panel)
+    else:
+        per_model = model_judgements(store, meta)
     n_failed = sum(1 for judged in per_model.values() for _i, j in judged if j["status"] == "failed")
     human = human_scores(store, meta)
-    cost = store.judge_cost(signature=meta["signature"])
+    signatures = [j["signature"] for j in judges]
+    cost = store.judge_cost(signatures=signatures)
+    saved = store.judge_cost_saved(signatures=signatures)
+    rows = [r for sig in signatures for r in store.judgements(signature=sig)]  # like the cost: every stored row
+    live = mode != "recorded"
     status = {
         "configured": True,
         "state": "recorded" if mode == "recorded" else "done",
@@ -198,29 +290,37 @@ def judge_results(cfg: RunConfig | None, store: Store) -> JudgeResults:
         "templates": meta.get("templates"),
         "n_failed": n_failed,
         "cost_usd": None if cost is None or math.isnan(cost) else cost,
+        "cost_saved_usd": (saved or 0.0) if live and (cost is not None or saved is not None) else None,
+        "requests_sent": sum(int(r.get("attempts") or 0) for r in rows if not r.get("reused")) if live else None,
+        "requests_reused": sum(1 for r in rows if r.get("reused")) if live else None,
         "message": meta.get("source") or f"judged by {meta.get('model')} in mode {mode}",
         "kind": meta.get("kind", "pairwise"),
     }
     if human:
         status["human_answer_score_mean"] = float(np.mean(list(human.values())))
         status["n_human_graded"] = len(human)
-    return JudgeResults(status, per_model, mode, seed, {i["id"]: i["screenshot"] for i in store.items()})
+    results = JudgeResults(status, per_model, mode, seed, {i["id"]: i["screenshot"] for i in store.items()}, panel)
+    if panel:
+        status["judges"] = [j["name"] for j in judges]
+        status["agreement"] = _agreement(results)
+    return results
 
 
 def plan_judgements(store: Store) -> list[dict[str, Any]] | None:
-    """The judge's rows of the current signature for the current plan's generations, in the generations' order
-    (``None`` when the judge stage never ran). Each row gets the generation's text as ``candidate``."""
-    signature = store.judge_meta().get("signature")
-    if not signature:
+    """Every current judge's rows (each judge of a panel) for the current plan's generations, in the generations'
+    order, then the judges' (``None`` when the judge stage never ran). Each row gets the generation's text as
+    ``candidate``."""
+    meta = store.judge_meta()
+    if not meta.get("signature"):
         return None
     gens = {g["key"]: g for g in store.generations()}
-    out = []
-    for r in store.judgements(signature=signature):
-        g = gens.get(r["generation_key"])
-        if g is None:
-            continue  # a judgement of a generation outside the current plan (an older prompt, a removed model)
-        r.setdefault("candidate", g["text"])
-        out.append(r)
     order = {k: i for i, k in enumerate(gens)}  # model, item, repeat
-    out.sort(key=lambda r: (order[r["generation_key"]], str(r.get("candidate_position") or "")))
-    return out
+    ranked: list[tuple[int, int, str, dict[str, Any]]] = []
+    for rank, judge in enumerate(judges_of(meta)):
+        for r in store.judgements(signature=judge["signature"]):
+            g = gens.get(r["generation_key"])
+            if g is None:
+                continue  # a judgement of a generation outside the current plan (an older prompt, a removed model)
+            r.setdefault("candidate", g["text"])
+            ranked.append((order[r["generation_key"]], rank, str(r.get("candidate_position") or ""), r))
+    return [r for *_, r in sorted(ranked, key=lambda t: t[:3])]

@@ -71,6 +71,40 @@ class JudgeBlock(_Open):
     mode: str | None = None
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
+    requests_sent: int | None = Field(
+        None, description="judge requests sent for this model's judgements (re-asks of malformed answers included)")
+    requests_reused: int | None = Field(
+        None, description="judgements that reused the stored answer to an identical request instead of sending it")
+    panel: dict[str, JudgeBlock] | None = Field(
+        None, description="a judge panel: each judge's own block (ratio, intervals, position consistency...); "
+                          "absent with a single judge")
+
+
+class AgreementPair(_Open):
+    """Two judges of a panel: how alike they score judgements, and rank the models."""
+
+    a: str
+    b: str
+    n: int = Field(0, description="judgements both judges scored")
+    spearman: float | None = Field(None, description="Spearman correlation of their per-judgement ratios")
+    ranking_kendall_tau: float | None = Field(
+        None, description="Kendall τ-b between their per-model ratios (1: the same ranking, −1: reversed)")
+    n_models: int = 0
+
+
+class JudgeAgreement(_Open):
+    """``judge_status.agreement``: agreement between the judges of a panel (docs/judge.md)."""
+
+    judges: list[str] = Field(default_factory=list)
+    score: str | None = Field(None, description="what a judge's per-judgement score is")
+    n: int = Field(0, description="judgements scored by at least two judges")
+    n_items: int = Field(0, description="screenshots those judgements are about")
+    pairs: list[AgreementPair] = Field(default_factory=list)
+    krippendorff_alpha: float | None = Field(None, description="Krippendorff's alpha, interval metric")
+    krippendorff_alpha_ci95: list[float] | None = Field(None, description="cluster bootstrap over screenshots")
+    krippendorff_alpha_method: str | None = None
+    ranking: dict[str, list[str]] = Field(default_factory=dict, description="{judge: models, best first}")
+    same_ranking: bool | None = Field(None, description="every judge ranks the models in the same order")
 
 
 class InjectionCase(_Open):
@@ -192,6 +226,12 @@ class JudgeStatus(_Open):
     human_answer_score_mean: float | None = Field(
         None, description="graded tasks in mode both: the judge's mean score of the human answers (10 = perfect)")
     n_human_graded: int | None = None
+    cost_saved_usd: float | None = Field(
+        None, description="what the judgements that reused a stored answer to an identical request would have cost")
+    requests_sent: int | None = Field(None, description="judge requests sent (re-asks of malformed answers included)")
+    requests_reused: int | None = Field(None, description="judgements answered by a stored answer, not sent")
+    judges: list[str] | None = Field(None, description="a judge panel's judges; absent with a single judge")
+    agreement: JudgeAgreement | None = Field(None, description="a judge panel's agreement; absent with one judge")
 
 
 class Percentiles(_Open):
@@ -308,7 +348,31 @@ class RunSummary(_Open):
         data = self.model_dump(mode="json", by_alias=True)
         if data.get("bench") is None:
             data.pop("bench", None)
+        _drop_panel_keys(data)
         return json.dumps(data, ensure_ascii=False, indent=2)
+
+
+#: Keys only a judge panel has: a single judge's summary.json leaves them out, as before panels existed.
+PANEL_ONLY = {"judge_status": ("judges", "agreement"), "judge": ("panel",)}
+
+
+def _drop_panel_keys(data: dict[str, Any]) -> None:
+    status = data.get("judge_status")
+    if isinstance(status, dict):
+        for key in PANEL_ONLY["judge_status"]:
+            if status.get(key) is None:
+                status.pop(key, None)
+    models = [data.get("models") or {}]
+    models += [per_value for values in (data.get("slices") or {}).values() for per_value in values.values()]
+    for group in models:
+        for m in group.values():
+            block = m.get("judge") if isinstance(m, dict) else None
+            if not isinstance(block, dict):
+                continue
+            if block.get("panel") is None:
+                block.pop("panel", None)
+            for own in (block.get("panel") or {}).values():
+                own.pop("panel", None)
 
 
 def number(v: Any) -> float | None:

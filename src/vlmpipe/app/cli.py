@@ -306,6 +306,89 @@ def import_(
     console.print(f"imported into {run_dir}; next: vlmpipe score {run_dir}")
 
 
+batch_app = typer.Typer(
+    help="Batch engines: a stage's missing requests as an OpenAI batch file (export), its results stored (import), "
+         "or both through the OpenAI Batch API (submit). See docs/judge.md and docs/serving.md.",
+    no_args_is_help=True,
+)
+app.add_typer(batch_app, name="batch")
+Stage = Annotated[str, typer.Option("--stage", help="generate (the candidates), references (the reference model) "
+                                                    "or judge.")]
+BatchModel = Annotated[str | None, typer.Option(
+    "--model", help="Only this model's requests (a candidate, the reference model or a judge); a batch holds one "
+                    "model's requests.")]
+
+
+@batch_app.command("export")
+def batch_export(
+    target: Annotated[Path, typer.Argument(help="A run directory, or a config file (its run is prepared).",
+                                           exists=True)],
+    stage: Stage,
+    out: Annotated[Path, typer.Option("--out", help="The JSONL file to write (OpenAI batch input).")],
+    model: BatchModel = None,
+) -> None:
+    """Write what STAGE still lacks as OpenAI batch requests (custom_id, method, url, body)."""
+    from vlmpipe.app.pipeline import batch_export as export
+    from vlmpipe.stages.batch import BatchError
+
+    try:
+        done = export(target, stage, out, model=model)
+    except (BatchError, ConfigError, DatasetError) as err:
+        _fail_start(str(err))
+    for note in done.notes:
+        console.print(note, highlight=False, markup=False)
+    if done.reused:
+        console.print(f"{done.reused} answer(s) reused from the request cache (not exported)", highlight=False)
+    what = "judgement" if stage == "judge" else "generation"
+    console.print(f"wrote {done.requests} request(s) for {', '.join(done.models) or 'no model'} answering "
+                  f"{done.answers} {what}(s) to {out}", highlight=False, markup=False)
+    if done.requests:
+        console.print("next: run them (OpenAI Batch API, or `vllm run-batch -i FILE -o results.jsonl --model MODEL`), "
+                      "then `vlmpipe batch import RUN results.jsonl`", highlight=False, markup=False)
+
+
+@batch_app.command("import")
+def batch_import(
+    run_dir: RunDir,
+    results: Annotated[Path, typer.Argument(help="A batch engine's results file (JSONL).", exists=True,
+                                            dir_okay=False)],
+    quiet: Quiet = False,
+) -> None:
+    """Store a batch engine's results under their custom_ids, as if requested live; then re-write the report."""
+    from vlmpipe.app.pipeline import batch_import as store_results
+    from vlmpipe.stages.batch import BatchError
+
+    try:
+        result = store_results(run_dir, results, show_progress=not quiet)
+    except (BatchError, ConfigError) as err:
+        _fail_start(str(err))
+    _finish(result)
+
+
+@batch_app.command("submit")
+def batch_submit(
+    run_dir: RunDir,
+    stage: Stage = "judge",
+    model: BatchModel = None,
+    poll_interval: Annotated[float, typer.Option("--poll-interval", min=0, help="Seconds between polls.")] = 30.0,
+    wait: Annotated[bool, typer.Option("--wait/--no-wait", help="Poll until the batch ends (default), or submit "
+                                                               "and return.")] = True,
+    quiet: Quiet = False,
+) -> None:
+    """Submit STAGE's missing requests to the OpenAI Batch API of each model's base_url (one batch per model), poll
+    them and import the results. A second call polls the stored batches instead of submitting again."""
+    from vlmpipe.app.pipeline import batch_submit as submit
+    from vlmpipe.stages.batch import BatchError
+
+    try:
+        with _interruptible():
+            result = submit(run_dir, stage, model=model, poll_interval_s=poll_interval, wait=wait,
+                            show_progress=not quiet)
+    except (BatchError, ConfigError) as err:
+        _fail_start(str(err))
+    _finish(result)
+
+
 def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     app()

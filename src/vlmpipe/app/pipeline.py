@@ -23,7 +23,7 @@ from vlmpipe.core.rundir import existing_store, load_run_config, open_store, sav
 from vlmpipe.core.runlog import run_log
 from vlmpipe.core.store import Store
 from vlmpipe.stages.generate import RunDeadline, generate
-from vlmpipe.stages.plan import make_plan
+from vlmpipe.stages.plan import PlannedGeneration, make_plan
 from vlmpipe.stages.prepare import prepare_items
 from vlmpipe.stages.references import apply_references
 from vlmpipe.stages.score import enabled_metrics, score_run
@@ -111,14 +111,7 @@ def run(config: RunConfig | str | Path, *, show_progress: bool = True, max_time_
     save_config(cfg, run_dir, source=source)
     with run_log(cfg, run_dir), open_store(run_dir) as store:
         store.set_meta("stopped", None)
-        images = prepare_items(cfg, store, dataset)
-        plan = make_plan(cfg, store.items())
-        store.put_models(
-            [(m.name, "candidate", m.record()) for m in cfg.models]
-            + ([(cfg.references.model.name, "reference", cfg.references.model.record())]
-               if cfg.references.source == "model" and cfg.references.model else [])
-        )
-        store.set_plan((p.key, p.model, p.role, p.item, p.repeat) for p in plan)
+        images, plan = prepare(cfg, store, dataset)
         notes: list[str] = []
         try:
             remaining = None if cap is None else max(0.0, cap - (time.monotonic() - started))
@@ -141,6 +134,20 @@ def run(config: RunConfig | str | Path, *, show_progress: bool = True, max_time_
         return result
 
 
+def prepare(cfg: RunConfig, store: Store, dataset: list[Any] | None = None
+            ) -> tuple[dict[str, PreparedImage | str], list[PlannedGeneration]]:
+    """The stages before generation: the items and their images, the models and the plan, stored."""
+    images = prepare_items(cfg, store, dataset)
+    plan = make_plan(cfg, store.items())
+    store.put_models(
+        [(m.name, "candidate", m.record()) for m in cfg.models]
+        + ([(cfg.references.model.name, "reference", cfg.references.model.record())]
+           if cfg.references.source == "model" and cfg.references.model else [])
+    )
+    store.set_plan((p.key, p.model, p.role, p.item, p.repeat) for p in plan)
+    return images, plan
+
+
 def finish(cfg: RunConfig, store: Store, run_dir: Path, *, requests_made: int = 0,
            show_progress: bool = True, judge: bool = True,
            images: dict[str, PreparedImage | str] | None = None) -> RunResult:
@@ -157,11 +164,14 @@ def finish(cfg: RunConfig, store: Store, run_dir: Path, *, requests_made: int = 
 
 
 def _judge_notes(outcome: JudgeOutcome) -> list[str]:
-    notes = [f"judge: {outcome.requested} judgement(s) requested, {outcome.judged} judged, {outcome.failed} failed, "
-             f"{outcome.already_done} already done; run cost ${outcome.cost_usd:.4f}"]
+    notes = [f"judge: {outcome.requested} request(s) sent, {outcome.judged} judgement(s) judged, {outcome.failed} "
+             f"failed, {outcome.already_done} already done; run cost ${outcome.cost_usd:.4f}"]
     if outcome.stopped:
         notes.append(f"judge stopped by --{outcome.stopped.replace('_', '-')}: {outcome.remaining} judgement(s) "
                      "left; run `vlmpipe judge RUN` again to continue")
+    if outcome.reused:
+        notes.append(f"judge: {outcome.reused} judgement(s) reused the stored answer to an identical request instead "
+                     f"of sending it (saved ${outcome.cost_saved_usd:.4f} so far)")
     notes += [f"judge: {n} generation(s) not judged: {why}" for why, n in outcome.skipped.items()]
     return notes + outcome.notes
 
@@ -183,7 +193,7 @@ def judge(run_dir: str | Path, *, max_cost: float | None = None, limit: int | No
     Exit code 1 when some judgements failed. Raises ``ConfigError`` when the run's config has no judge.
     """
     cfg = run_config(run_dir)
-    if cfg.judge.model is None:
+    if not cfg.judge.judges:
         from vlmpipe.analysis.judge import NOT_CONFIGURED
 
         raise ConfigError(f"{Path(run_dir) / 'config.yaml'}: {NOT_CONFIGURED}")
@@ -240,4 +250,84 @@ def compare(run_a: str | Path, run_b: str | Path, *, out: Path | None = None) ->
         (out / "compare.json").write_text(json.dumps(result.to_dict(), ensure_ascii=False, indent=2),
                                           encoding="utf-8")
         (out / "compare.html").write_text(render_compare(result, headline()), encoding="utf-8")
+    return result
+
+
+# --- batch engines (docs/judge.md: "Batch") ----------------------------------------------------------------------
+def _batch_target(target: str | Path) -> tuple[RunConfig, Path]:
+    """A run directory, or a config file (its run directory is made and planned, nothing is generated)."""
+    path = Path(target)
+    if path.is_file():
+        cfg = load_config(path)
+        try:
+            resolve(cfg)
+        except ConfigError as err:
+            raise ConfigError(f"{path}: {err}") from None
+        save_config(cfg, Path(cfg.run_dir), source=str(path))
+        return cfg, Path(cfg.run_dir)
+    return run_config(path), path
+
+
+def batch_export(target: str | Path, stage: str, out: Path, *, model: str | None = None) -> Any:
+    """``vlmpipe batch export``: what ``stage`` still lacks, as an OpenAI batch input file (returns the
+    :class:`~vlmpipe.stages.batch.files.ExportOutcome`). The run is prepared first (items, plan), as ``vlmpipe run``
+    does before generating; for the judge, the references are chosen first."""
+    from vlmpipe.stages.batch.files import export_requests
+
+    cfg, run_dir = _batch_target(target)
+    dataset = load_items(cfg.dataset)
+    with open_store(run_dir) as store:
+        images, _plan = prepare(cfg, store, dataset)
+        apply_references(cfg, store)
+        return export_requests(cfg, store, stage, images, out, model=model)
+
+
+def batch_import(run_dir: str | Path, results: Path, *, show_progress: bool = True) -> RunResult:
+    """``vlmpipe batch import``: a results file stored as if requested live, then the references, scores and
+    report, as after a live stage. Exit code 1 when some answers are errors."""
+    from vlmpipe.stages.batch.files import import_results
+    from vlmpipe.stages.judge.run import load_item_images
+
+    cfg = run_config(run_dir)
+    with existing_store(run_dir) as store:
+        images = load_item_images(cfg, store.items())
+        apply_references(cfg, store)
+        outcome = import_results(cfg, store, results, images)
+        result = finish(cfg, store, Path(run_dir), judge=False, show_progress=show_progress, images=images)
+    result.notes = [f"batch import: {outcome.answers} answer(s) stored for {outcome.stored} "
+                    f"{'judgement' if outcome.stage == 'judge' else 'generation'}(s)"
+                    + (f" ({outcome.reused} reused an identical request's answer)" if outcome.reused else ""),
+                    *outcome.notes, *result.notes]
+    if outcome.failed:
+        result.exit_code = EXIT_FAILED_ITEMS
+    return result
+
+
+def batch_submit(run_dir: str | Path, stage: str, *, model: str | None = None, poll_interval_s: float = 30.0,
+                 wait: bool = True, show_progress: bool = True) -> RunResult:
+    """``vlmpipe batch submit``: the stage's missing requests through the OpenAI Batch API (one batch per model),
+    polled to the end and imported; a second call polls the stored batches instead of submitting again."""
+    from vlmpipe.stages.batch.submit import submit
+
+    cfg = run_config(run_dir)
+    where = str(Path(run_dir) / "config.yaml")
+    if stage == "judge":
+        require_api_keys(cfg, generate=False, judge=True, source=where)
+    else:
+        require_api_keys(cfg, generate=stage == "generate", references=stage == "references", judge=False,
+                         source=where)
+    with existing_store(run_dir) as store:
+        from vlmpipe.stages.judge.run import load_item_images
+
+        images = load_item_images(cfg, store.items())
+        apply_references(cfg, store)
+        outcome = submit(cfg, store, stage, images, Path(run_dir) / "batches", model=model,
+                         poll_interval_s=poll_interval_s, wait=wait, show_progress=show_progress)
+        if outcome.imported:
+            result = finish(cfg, store, Path(run_dir), judge=False, show_progress=show_progress, images=images)
+        else:
+            result = RunResult(Path(run_dir), write_report(cfg, store, Path(run_dir)), EXIT_OK)
+    result.notes = [*outcome.notes, *result.notes]
+    if outcome.failed:
+        result.exit_code = EXIT_FAILED_ITEMS
     return result

@@ -120,6 +120,12 @@ class ReferenceConfig(_Strict):
 class JudgeConfig(_Strict):
     enabled: bool = False
     model: AnyModelSpec | None = None
+    panel: list[AnyModelSpec] | None = Field(
+        default=None, min_length=1, description="Several judges: each grades every judgement (instead of model); the "
+                                                "headline ratio is the panel's mean (docs/judge.md).")
+    dedupe: bool | None = Field(
+        default=None, description="Send identical judge requests once and reuse the answer. None: on when every "
+                                  "judge's temperature is 0 (at > 0 sampling noise is part of the measurement).")
     mode: Literal["both", "random", "single"] | None = Field(
         default=None, description="pairwise tasks: both (default) or random order; graded tasks (vqa): single "
                                   "(default) or both (also grade the human answer). None: the task's default.")
@@ -139,11 +145,39 @@ class JudgeConfig(_Strict):
                              f"OpenAI-compatible chat API (e.g. provider: {DEFAULT_PROVIDER})")
         return model
 
+    @field_validator("panel")
+    @classmethod
+    def _panel_can_judge(cls, panel: list[ModelSpec] | None) -> list[ModelSpec] | None:
+        names: set[str] = set()
+        for i, model in enumerate(panel or []):
+            if not model.can_judge:
+                raise ValueError(f"panel.{i}: provider {model.provider!r} cannot be a judge: judges are asked over "
+                                 f"an OpenAI-compatible chat API (e.g. provider: {DEFAULT_PROVIDER})")
+            if model.name in names:
+                raise ValueError(f"panel.{i}: judge name {model.name!r} is used twice; names must be unique")
+            names.add(model.name)
+        return panel
+
     @model_validator(mode="after")
     def _model_needed(self) -> JudgeConfig:
-        if self.enabled and self.model is None:
-            raise ValueError("judge.enabled is true but judge.model is not set")
+        if self.model is not None and self.panel is not None:
+            raise ValueError("judge.model and judge.panel are both set: give one judge as judge.model, or several "
+                             "as judge.panel")
+        if self.enabled and self.model is None and self.panel is None:
+            raise ValueError("judge.enabled is true but judge.model is not set (or judge.panel)")
         return self
+
+    @property
+    def judges(self) -> list[ModelSpec]:
+        """The judges: ``[model]``, or the panel's; empty when none is set."""
+        if self.panel is not None:
+            return list(self.panel)
+        return [self.model] if self.model is not None else []
+
+    @property
+    def is_panel(self) -> bool:
+        """More than one judge (a panel of one is today's single judge)."""
+        return len(self.judges) > 1
 
 
 class MetricsConfig(_Strict):
@@ -172,6 +206,9 @@ class RunConfig(_Strict):
     max_run_time_s: float | None = Field(
         default=None, gt=0, description="Stop generating after this long; what is done is stored and reported.")
     seed: int = 0
+    cache: bool = Field(
+        default=False, description="Send identical generation requests once: the reference model's, and every "
+                                   "model's at temperature 0 (its repeats then reuse the first answer).")
     references: ReferenceConfig = Field(default_factory=ReferenceConfig)
     judge: JudgeConfig = Field(default_factory=JudgeConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)

@@ -38,7 +38,11 @@ def require_api_keys(cfg: RunConfig, *, generate: bool = True, references: bool 
     if (generate if references is None else references) and cfg.references.source == "model":
         problems += _missing("references.model", cfg.references.model, env)
     if cfg.judge.enabled if judge is None else judge:
-        problems += _missing("judge.model", cfg.judge.model, env)
+        if cfg.judge.panel is not None:
+            for i, spec in enumerate(cfg.judge.panel):
+                problems += _missing(f"judge.panel.{i}", spec, env)
+        else:
+            problems += _missing("judge.model", cfg.judge.model, env)
     if problems:
         hint = ("export the variable(s) before running, or remove api_key_env for a server that needs no key "
                 "(the config holds the variable's name, never the key)")

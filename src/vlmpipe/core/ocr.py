@@ -28,8 +28,15 @@ log = logging.getLogger("vlmpipe.ocr")
 _WORDY = regex.compile(r"[\p{L}\d]")
 
 
+_FOUND: set[str] = set()  # language data found in this process: no need to run `tesseract --list-langs` again
+
+
 def ocr_available(lang: str = "rus+eng") -> tuple[bool, str]:
-    """Whether Tesseract with the language data ``lang`` (``+``-joined) can be used here, and why not."""
+    """Whether Tesseract with the language data ``lang`` (``+``-joined) can be used here, and why not (a success is
+    remembered for the process: the check runs Tesseract, ~0.1 s, and the OCR baseline asks before every
+    screenshot)."""
+    if lang in _FOUND:
+        return True, ""
     exe = shutil.which("tesseract")
     if not exe:
         return False, "tesseract is not installed (Debian: apt-get install tesseract-ocr tesseract-ocr-rus)"
@@ -43,6 +50,7 @@ def ocr_available(lang: str = "rus+eng") -> tuple[bool, str]:
     if missing:
         packages = " ".join(f"tesseract-ocr-{code.lower().replace('_', '-')}" for code in sorted(missing))
         return False, f"tesseract lacks language data {sorted(missing)} (Debian: apt-get install {packages})"
+    _FOUND.add(lang)
     return True, ""
 
 

@@ -19,7 +19,7 @@ from vlmpipe.core.redact import redact
 
 def config_secrets(cfg: RunConfig) -> list[str]:
     """Values of the key variables (``api_key_env``, ``ModelSpec.key_env_vars``) named anywhere in the config."""
-    specs = [*cfg.models, cfg.references.model, cfg.judge.model]
+    specs = [*cfg.models, cfg.references.model, *cfg.judge.judges]
     names = {var for s in specs if s is not None for var in s.key_env_vars().values()}
     return [v for v in (os.environ.get(n, "") for n in sorted(names)) if v]
 

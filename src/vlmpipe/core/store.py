@@ -51,6 +51,23 @@ SCHEMA = [
     """CREATE TABLE IF NOT EXISTS stability (
         model TEXT NOT NULL, item TEXT NOT NULL, texts TEXT NOT NULL, consistency REAL, distinct_share REAL,
         PRIMARY KEY (model, item))""",
+    # which judge of a panel answered (NULL: rows of stores before panels); the request the judgement sent or reused
+    # (the hash of everything the judge saw) and, for a reused answer, the cost it would have had (issue 16)
+    *(f"ALTER TABLE judgements ADD COLUMN {column}" for column in (
+        "judge TEXT", "request_hash TEXT", "reused INTEGER NOT NULL DEFAULT 0", "cost_saved_usd REAL")),
+    # where a generation's answer came from: NULL/'live' (requested, timed), 'cache' (the request cache: an identical
+    # request was answered before), 'batch' (a batch engine's results file: no latency); its request's hash
+    *(f"ALTER TABLE generations ADD COLUMN {column}" for column in ("source TEXT", "request_hash TEXT")),
+    # The request cache: one answer per distinct request body (judge requests; generations with ``cache: true``),
+    # so identical requests are paid once. Only final answers are kept (transport failures are asked again).
+    """CREATE TABLE IF NOT EXISTS request_cache (
+        hash TEXT PRIMARY KEY, stage TEXT NOT NULL, text TEXT, error TEXT, error_kind TEXT, attempts INTEGER,
+        prompt_tokens INTEGER, completion_tokens INTEGER, cost_usd REAL, latency_s REAL, ttft_s REAL,
+        source TEXT, created_at REAL NOT NULL)""",
+    # Batches submitted to a batch API (``vlmpipe batch submit``): a second call polls them instead of re-submitting.
+    """CREATE TABLE IF NOT EXISTS batches (
+        id TEXT PRIMARY KEY, stage TEXT NOT NULL, model TEXT NOT NULL, input_file_id TEXT, status TEXT,
+        output_file_id TEXT, error_file_id TEXT, requests INTEGER, created_at REAL NOT NULL, imported_at REAL)""",
     """CREATE TABLE IF NOT EXISTS bench (
         model TEXT NOT NULL, concurrency INTEGER NOT NULL, result TEXT NOT NULL, created_at REAL NOT NULL,
         PRIMARY KEY (model, concurrency))""",
@@ -60,6 +77,7 @@ JUDGEMENT_FIELDS = (
     "key", "generation_key", "model", "item", "repeat", "candidate_position", "signature", "reference_sha",
     "candidate_score", "reference_score", "explanation_candidate", "explanation_reference", "raw", "error",
     "error_kind", "attempts", "prompt_tokens", "completion_tokens", "cost_usd", "latency_s", "created_at",
+    "judge", "request_hash", "reused", "cost_saved_usd",
 )
 
 #: Judge failures that are the judge's final word (it answered, but unusably, after every allowed attempt): a re-run
@@ -78,7 +96,17 @@ ORDERS = {
 
 GENERATION_FIELDS = (
     "key", "model", "role", "item", "repeat", "text", "error", "error_kind", "latency_s", "ttft_s",
-    "prompt_tokens", "completion_tokens", "token_times", "created_at",
+    "prompt_tokens", "completion_tokens", "token_times", "created_at", "source", "request_hash",
+)
+
+CACHE_FIELDS = (
+    "hash", "stage", "text", "error", "error_kind", "attempts", "prompt_tokens", "completion_tokens", "cost_usd",
+    "latency_s", "ttft_s", "source", "created_at",
+)
+
+BATCH_FIELDS = (
+    "id", "stage", "model", "input_file_id", "status", "output_file_id", "error_file_id", "requests", "created_at",
+    "imported_at",
 )
 
 
@@ -199,17 +227,23 @@ class Store:
         return {r[0] for r in self.conn.execute("SELECT key FROM generations WHERE error IS NULL")}
 
     def put_generation(self, row: dict[str, Any]) -> None:
-        values = dict(row)
-        values.setdefault("created_at", time.time())
-        if isinstance(values.get("token_times"), list):
-            values["token_times"] = json.dumps(values["token_times"])
+        self.put_generations([row])
+
+    def put_generations(self, rows: Iterable[dict[str, Any]], *, cache: dict[str, Any] | None = None) -> None:
+        """Store generation rows in one transaction, with the request cache's entry they came from (``cache``)."""
         cols = ",".join(GENERATION_FIELDS)
         marks = ",".join("?" for _ in GENERATION_FIELDS)
+        now = time.time()
+        values = []
+        for row in rows:
+            v = {"created_at": now, **row}
+            if isinstance(v.get("token_times"), list):
+                v["token_times"] = json.dumps(v["token_times"])
+            values.append(tuple(v.get(f) for f in GENERATION_FIELDS))
         with self.transaction() as c:
-            c.execute(
-                f"INSERT OR REPLACE INTO generations ({cols}) VALUES ({marks})",
-                tuple(values.get(f) for f in GENERATION_FIELDS),
-            )
+            c.executemany(f"INSERT OR REPLACE INTO generations ({cols}) VALUES ({marks})", values)
+            if cache is not None:
+                self._put_cache(c, cache)
 
     def generations(self, *, role: str | None = None, planned: bool = True) -> list[dict[str, Any]]:
         """Generation rows of the current plan (or every stored row), in model, item and repeat order."""
@@ -367,13 +401,17 @@ class Store:
     # A row is keyed by the generation, the order (``candidate_position`` "A"/"B"; NULL for recorded judgements
     # whose order is unknown), the judge's signature and the reference text, so a changed prompt or reference makes
     # new rows and a re-run skips finished ones. ``meta["judge"]`` says how the current ones were made.
-    def put_judgements(self, rows: Iterable[dict[str, Any]]) -> None:
+    def put_judgements(self, rows: Iterable[dict[str, Any]], *, cache: dict[str, Any] | None = None) -> None:
+        """Store judgement rows in one transaction, with the request cache's entry they came from (``cache``)."""
         now = time.time()
         cols = ",".join(JUDGEMENT_FIELDS)
         marks = ",".join("?" for _ in JUDGEMENT_FIELDS)
         with self.transaction() as c:
             c.executemany(f"INSERT OR REPLACE INTO judgements ({cols}) VALUES ({marks})",
-                          [tuple({"created_at": now, **r}.get(f) for f in JUDGEMENT_FIELDS) for r in rows])
+                          [tuple({"created_at": now, **r, "reused": int(bool(r.get("reused")))}.get(f)
+                                 for f in JUDGEMENT_FIELDS) for r in rows])
+            if cache is not None:
+                self._put_cache(c, cache)
 
     def judgements(self, *, signature: str | None = None) -> list[dict[str, Any]]:
         """Every stored judgement (of ``signature`` when given), oldest first."""
@@ -384,18 +422,87 @@ class Store:
             args.append(signature)
         return [dict(r) for r in self.conn.execute(sql + " ORDER BY created_at, key", args)]
 
-    def judged_keys(self) -> set[str]:
-        """Judgement keys a re-run must not request again: answered judgements and final failures."""
+    def judged_keys(self, max_attempts: int | None = None) -> set[str]:
+        """Judgement keys a re-run must not request again: answered judgements and final failures. With
+        ``max_attempts``, a malformed answer is final only after that many attempts (a batch gives one answer per
+        judgement: the next run asks again, as the live stage would have)."""
         marks = ",".join("?" for _ in FINAL_JUDGE_ERRORS)
-        rows = self.conn.execute(
-            f"SELECT key FROM judgements WHERE error IS NULL OR error_kind IN ({marks})", FINAL_JUDGE_ERRORS)
-        return {r[0] for r in rows}
+        sql = f"SELECT key FROM judgements WHERE error IS NULL OR (error_kind IN ({marks})"
+        args: list[Any] = list(FINAL_JUDGE_ERRORS)
+        if max_attempts is not None:
+            sql += " AND (attempts IS NULL OR attempts >= ? OR reused = 1)"
+            args.append(max_attempts)
+        return {r[0] for r in self.conn.execute(sql + ")", args)}
 
-    def judge_cost(self, *, signature: str | None = None) -> float | None:
-        """What the judge requests (of ``signature``) cost in USD; ``None`` when no row has a price."""
-        sql, args = "SELECT SUM(cost_usd) FROM judgements", ()
-        if signature is not None:
-            sql, args = sql + " WHERE signature = ?", (signature,)
+    def judgement_rows(self, keys: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """The stored judgements of ``keys`` (``{key: row}``; keys without a row are left out)."""
+        return self._rows_by("judgements", "key", keys)
+
+    def _rows_by(self, table: str, column: str, values: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """``{value: row}`` of the rows of ``table`` whose ``column`` is one of ``values`` (asked 500 at a time:
+        SQLite's limit on parameters). ``table`` and ``column`` are this module's own names, never input."""
+        wanted = list(dict.fromkeys(values))
+        out: dict[str, dict[str, Any]] = {}
+        for i in range(0, len(wanted), 500):
+            chunk = wanted[i:i + 500]
+            marks = ",".join("?" for _ in chunk)
+            out.update({r[column]: dict(r) for r in self.conn.execute(
+                f"SELECT * FROM {table} WHERE {column} IN ({marks})", chunk)})
+        return out
+
+    def judge_cost_saved(self, *, signatures: Iterable[str] | None = None) -> float | None:
+        """What the judgements that reused a stored answer would have cost (USD); ``None`` when none is priced."""
+        sql, args = "SELECT SUM(cost_saved_usd) FROM judgements", []
+        if signatures is not None:
+            sigs = list(signatures)
+            sql += f" WHERE signature IN ({','.join('?' for _ in sigs)})"
+            args = sigs
+        value = self.conn.execute(sql, args).fetchone()[0]
+        return None if value is None else float(value)
+
+    # --- the request cache (one answer per distinct request body) -------------------------------------------
+    @staticmethod
+    def _put_cache(c: sqlite3.Connection, row: dict[str, Any]) -> None:
+        cols = ",".join(CACHE_FIELDS)
+        marks = ",".join("?" for _ in CACHE_FIELDS)
+        values = {"created_at": time.time(), **row}
+        c.execute(f"INSERT OR REPLACE INTO request_cache ({cols}) VALUES ({marks})",
+                  tuple(values.get(f) for f in CACHE_FIELDS))
+
+    def put_cache(self, row: dict[str, Any]) -> None:
+        with self.transaction() as c:
+            self._put_cache(c, row)
+
+    def cached(self, hashes: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """The request cache's answers for ``hashes`` (``{hash: row}``; unknown hashes are left out)."""
+        return self._rows_by("request_cache", "hash", hashes)
+
+    # --- batches submitted to a batch API ----------------------------------------------------------------------
+    def put_batch(self, row: dict[str, Any]) -> None:
+        cols = ",".join(BATCH_FIELDS)
+        marks = ",".join("?" for _ in BATCH_FIELDS)
+        values = {"created_at": time.time(), **row}
+        with self.transaction() as c:
+            c.execute(f"INSERT OR REPLACE INTO batches ({cols}) VALUES ({marks})",
+                      tuple(values.get(f) for f in BATCH_FIELDS))
+
+    def batches(self, *, stage: str | None = None, open_only: bool = False) -> list[dict[str, Any]]:
+        """Stored batches (of ``stage``; ``open_only``: not imported yet), oldest first."""
+        sql, args = "SELECT * FROM batches WHERE 1=1", []
+        if stage is not None:
+            sql, args = sql + " AND stage = ?", [stage]
+        if open_only:
+            sql += " AND imported_at IS NULL"
+        return [dict(r) for r in self.conn.execute(sql + " ORDER BY created_at, id", args)]
+
+    def judge_cost(self, *, signature: str | None = None, signatures: Iterable[str] | None = None) -> float | None:
+        """What the judge requests (of ``signature``, or of any of ``signatures``: a panel's judges) cost in USD;
+        ``None`` when no row has a price."""
+        sql, args = "SELECT SUM(cost_usd) FROM judgements", []
+        wanted = [signature] if signature is not None else (list(signatures) if signatures is not None else None)
+        if wanted is not None:
+            sql += f" WHERE signature IN ({','.join('?' for _ in wanted)})"
+            args = wanted
         value = self.conn.execute(sql, args).fetchone()[0]
         return None if value is None else float(value)
 

@@ -76,7 +76,7 @@ class LlamaCppScorer:
             from llama_cpp import _internals as internals
         except ImportError as err:
             raise ScorerUnavailable(
-                f"llama-cpp-python is not installed ({err}); scripts/setup.sh builds it portably"
+                f"llama-cpp-python is not installed ({err}); `make llama` builds it portably"
             ) from None
         path = Path(model_path)
         if not path.is_file():

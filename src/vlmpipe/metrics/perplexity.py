@@ -121,7 +121,9 @@ def build_scorer(s: PerplexitySettings) -> LogprobScorer:
     backend = resolved_backend(s)
     if backend == "endpoint":
         return _build(s, backend)
-    key = f"{backend}|{s.model_dump_json(exclude={'base_url', 'model', 'api_key_env', 'concurrency', 'timeout_s'})}"
+    # keyed by the resolved runtime, so ``auto`` and the backend it resolves to share one loaded model
+    loaded_as = s.model_dump_json(exclude={"backend", "base_url", "model", "api_key_env", "concurrency", "timeout_s"})
+    key = f"{backend}|{loaded_as}"
     if key not in _LOADED:
         _LOADED[key] = _build(s, backend)
     return _LOADED[key]

@@ -30,6 +30,7 @@ def judgement_view(row: dict[str, Any]) -> dict[str, Any]:
         "explanation": first(row, "explanation_candidate", "explanation", "judge_explanation") or "",
         "error": row.get("error"),
         "position": first(row, "candidate_position", "ordering", "position"),
+        "judge": row.get("judge"),  # which judge of a panel
     }
 
 

@@ -10,12 +10,25 @@ from collections import defaultdict
 from typing import Any
 
 from vlmpipe.analysis.catalogue import console_fields, ranking_fields
-from vlmpipe.analysis.summary import BenchSection, Percentiles, RunSummary, number
+from vlmpipe.analysis.summary import BenchSection, ModelSummary, Percentiles, RunSummary, number
+from vlmpipe.core.fields import SummaryField
 
 
 def _cell(value: float | None, text: str) -> dict[str, str]:
     """A table cell: its text and the value the sorting script compares (empty when missing)."""
     return {"v": "" if value is None else repr(value), "text": text}
+
+
+def _cells(m: ModelSummary, fields: list[SummaryField], quality: SummaryField | None) -> list[dict[str, str]]:
+    """One model's row: each field's value, the quality measure's with its 95% interval (cluster bootstrap)."""
+    cells = []
+    for f in fields:
+        v = m.value(f.key)
+        text = f.format(v)
+        if f is quality and v is not None and (ci := m.interval(f.key)):
+            text += f" [{f.format(ci[0])}, {f.format(ci[1])}]"
+        cells.append(_cell(v, text))
+    return cells
 
 
 def ranking(summary: RunSummary) -> dict[str, Any]:
@@ -24,17 +37,7 @@ def ranking(summary: RunSummary) -> dict[str, Any]:
     names = summary.ranked()
     q = summary.quality_field()
     cols = [f for f in ranking_fields() if summary.present(f.key, names)]
-    rows = []
-    for n in names:
-        m = summary.models[n]
-        cells = []
-        for f in cols:
-            v = m.value(f.key)
-            text = f.format(v)
-            if f is q and v is not None and (ci := m.interval(f.key)):
-                text += f" [{f.format(ci[0])}, {f.format(ci[1])}]"
-            cells.append(_cell(v, text))
-        rows.append({"name": n, "role": m.role, "cells": cells})
+    rows = [{"name": n, "role": summary.models[n].role, "cells": _cells(summary.models[n], cols, q)} for n in names]
     columns = [{"title": f.title + (" [95%]" if f is q else ""), "key": f.key, "description": f.description}
                for f in cols]
     return {"columns": columns, "rows": rows, "quality": q.label if q else None}
@@ -60,18 +63,8 @@ def slice_tables(summary: RunSummary) -> list[dict[str, Any]]:
     for tag, values in summary.slices.items():
         cols = [f for f in fields if any(m.value(f.key) is not None for models in values.values()
                                          for m in models.values())]
-        rows = []
-        for value, models in values.items():
-            for name in [n for n in summary.ranked() if n in models]:
-                m = models[name]
-                cells = []
-                for f in cols:
-                    v = m.value(f.key)
-                    text = f.format(v)
-                    if f is q and v is not None and (ci := m.interval(f.key)):
-                        text += f" [{f.format(ci[0])}, {f.format(ci[1])}]"
-                    cells.append(_cell(v, text))
-                rows.append({"value": value, "name": name, "cells": cells})
+        rows = [{"value": value, "name": name, "cells": _cells(models[name], cols, q)}
+                for value, models in values.items() for name in summary.ranked() if name in models]
         out.append({"tag": tag, "columns": [f.title + (" [95%]" if f is q else "") for f in cols], "rows": rows})
     return out
 
@@ -153,8 +146,8 @@ def settings(cfg: Any, summary: RunSummary) -> list[tuple[str, str]]:
             rows.append((f"model {m.name}", m.describe()))
         rows.append(("references", cfg.references.source))
         judge = cfg.judge
-        rows.append(("judge", f"{judge.model.model_id} ({judge.mode})" if judge.enabled and judge.model
-                     else "not configured"))
+        rows.append(("judge", f"{', '.join(j.model_id for j in judge.judges)} ({judge.mode})"
+                     if judge.enabled and judge.judges else "not configured"))
         rows.append(("expected language", cfg.metrics.expected_language))
     return rows
 

@@ -15,13 +15,18 @@ COLUMNS = ["model", "item", "repeat", "candidate_position", "candidate_score", "
 
 
 def write_judge_files(store: Store, out_dir: Path) -> None:
+    """A judge panel's judgements.csv has every judge's rows and a last column ``judge``."""
     write_references_csv(store, Path(out_dir) / "references.csv")
-    signature = store.judge_meta().get("signature")
+    meta = store.judge_meta()
+    signature = meta.get("signature")
     if not signature:
         return
+    judges = meta.get("judges") or []
+    columns = [*COLUMNS, "judge"] if judges else COLUMNS
+    rows = [r for sig in ([j["signature"] for j in judges] or [signature]) for r in store.judgements(signature=sig)]
     with (Path(out_dir) / "judgements.csv").open("w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
-        w.writerow(COLUMNS)
-        for r in sorted(store.judgements(signature=signature),
-                        key=lambda r: (r["model"], r["item"], r["repeat"], r["candidate_position"] or "")):
-            w.writerow(["" if r.get(c) is None else r[c] for c in COLUMNS])
+        w.writerow(columns)
+        for r in sorted(rows, key=lambda r: (r["model"], r["item"], r["repeat"], r["candidate_position"] or "",
+                                             r.get("judge") or "")):
+            w.writerow(["" if r.get(c) is None else r[c] for c in columns])

@@ -140,8 +140,10 @@ def summarize_level(gens: list[Generation], duration_s: float, concurrency: int,
     }
 
 
-async def run_level(provider: Any, requests: Sequence[Request], concurrency: int) -> tuple[list[Generation], float]:
-    """Send ``requests`` with ``concurrency`` workers in a closed loop; the generations and the wall time."""
+async def run_level(provider: Any, requests: Sequence[Request], concurrency: int,
+                    clock: Callable[[], float] = time.perf_counter) -> tuple[list[Generation], float]:
+    """Send ``requests`` with ``concurrency`` workers in a closed loop; the generations and the wall time (``clock``
+    read before the first request and after the last)."""
     queue: asyncio.Queue[tuple[int, Request]] = asyncio.Queue()
     for pair in enumerate(requests):
         queue.put_nowait(pair)
@@ -155,9 +157,9 @@ async def run_level(provider: Any, requests: Sequence[Request], concurrency: int
                 return
             out[i] = await provider.generate(req)
 
-    t0 = time.perf_counter()
+    t0 = clock()
     await asyncio.gather(*(worker() for _ in range(max(1, min(concurrency, len(requests))))))
-    duration = time.perf_counter() - t0
+    duration = clock() - t0
     return [g for g in out if g is not None], duration
 
 

@@ -24,6 +24,15 @@ from vlmpipe.core.progress import progress_bar
 from vlmpipe.core.server_health import FailureTally, ServerHealth
 from vlmpipe.core.store import Store
 from vlmpipe.providers import Generation, Request, make_provider
+from vlmpipe.stages.generation_cache import (
+    CACHED,
+    cache_on,
+    cache_row,
+    cached_generation,
+    generation_request,
+    request_identity,
+    reuse_cached,
+)
 from vlmpipe.stages.plan import PlannedGeneration, candidate_models
 from vlmpipe.stages.serving.session import model_session
 
@@ -33,17 +42,22 @@ class RunDeadline(Exception):
     """The run's time limit passed during generation."""
 
 
-def _row(p: PlannedGeneration, gen: Generation) -> dict[str, Any]:
+def _row(p: PlannedGeneration, gen: Generation, *, request_hash: str | None = None,
+         source: str | None = None) -> dict[str, Any]:
     return {
         "key": p.key, "model": p.model, "role": p.role, "item": p.item, "repeat": p.repeat,
         "text": gen.text, "error": gen.error, "error_kind": gen.error_kind, "latency_s": gen.latency_s,
         "ttft_s": gen.ttft_s, "prompt_tokens": gen.prompt_tokens, "completion_tokens": gen.completion_tokens,
-        "token_times": gen.token_times,
+        "token_times": gen.token_times, "request_hash": request_hash, "source": source,
     }
 
 
+#: a generation's row in the store (the batch import stores its answers with it too)
+generation_row = _row
+
+
 async def _run_model(
-    cfg: RunConfig, spec: ModelSpec, todo: list[PlannedGeneration], store: Store,
+    cfg: RunConfig, spec: ModelSpec, role: str, todo: list[PlannedGeneration], store: Store,
     items: dict[str, dict[str, Any]], images: dict[str, PreparedImage | str],
     advance: Callable[[int], None], deadline: float | None = None,
 ) -> None:
@@ -66,28 +80,50 @@ async def _run_model(
                               else f"not sent: the provider of {spec.name}")
         errors = FailureTally()
 
+        requests = {p.key: generation_request(cfg, p, items[p.item], images.get(p.item)) for p in todo}
+        hashes = ({k: request_identity(served.spec, r) for k, r in requests.items() if r is not None}
+                  if cache_on(cfg, spec, role) else {})
+        reused = reuse_cached(store, [p for p in todo if p.key in hashes], hashes)
+        for _p in reused:
+            advance(1)
+        in_flight: dict[str, asyncio.Future[Generation]] = {}
+
+        async def send(req: Request) -> Generation:
+            async with sem:
+                if health.given_up:
+                    return Generation(error=health.given_up, error_kind="connection")
+                gen = await provider.generate(req)
+                if health.record(None if gen.ok else (gen.error_kind or "error"), gen.error):
+                    log.error("model %s: server unreachable, giving up on its remaining requests: %s",
+                              spec.name, gen.error)
+                return gen
+
         async def one(p: PlannedGeneration) -> None:
             item = items[p.item]
-            image = images.get(p.item)
-            if item.get("error") or image is None:
+            req = requests[p.key]
+            h = hashes.get(p.key)
+            if req is None:
                 gen = Generation(error=item.get("error") or "image unavailable", error_kind="image")
+            elif h is not None and h in in_flight:  # an identical request is on its way: reuse its answer
+                first = await asyncio.shield(in_flight[h])
+                if first.ok:
+                    store.put_generations([_row(p, cached_generation(first), request_hash=h, source=CACHED)])
+                    advance(1)
+                    return
+                gen = await send(req)  # it failed: this one asks for itself
+            elif h is not None:
+                future: asyncio.Future[Generation] = asyncio.get_running_loop().create_future()
+                in_flight[h] = future
+                try:
+                    gen = await send(req)
+                except BaseException:
+                    future.set_result(Generation(error="cancelled", error_kind="cancelled"))
+                    raise
+                future.set_result(gen)
             else:
-                req = Request(
-                    item_id=p.item,
-                    image_url=image if isinstance(image, str) else image.data_url(),
-                    system_prompt=cfg.system_prompt or "",
-                    user_message=str(item.get("user_message") or cfg.user_message or ""),
-                    image_bytes=None if isinstance(image, str) else image.data,
-                )
-                async with sem:
-                    if health.given_up:
-                        gen = Generation(error=health.given_up, error_kind="connection")
-                    else:
-                        gen = await provider.generate(req)
-                        if health.record(None if gen.ok else (gen.error_kind or "error"), gen.error):
-                            log.error("model %s: server unreachable, giving up on its remaining requests: %s",
-                                      spec.name, gen.error)
-            store.put_generation(_row(p, gen))
+                gen = await send(req)
+            row = _row(p, gen, request_hash=h)
+            store.put_generations([row], cache=cache_row(row) if h is not None and gen.ok else None)
             if gen.error:
                 errors.add(gen.error_kind, f"{p.item}#{p.repeat}: {gen.error}")
             advance(1)
@@ -95,7 +131,7 @@ async def _run_model(
         cap = asyncio.timeout_at(deadline)
         try:
             async with cap:
-                await asyncio.gather(*(one(p) for p in todo))
+                await asyncio.gather(*(one(p) for p in todo if p.key not in reused))
         except TimeoutError:
             if cap.expired():
                 raise RunDeadline from None
@@ -123,12 +159,12 @@ async def generate_async(
     finished = store.finished_keys()
     items = {i["id"]: i for i in store.items()}
     made = 0
-    for spec, _role, _repeats in candidate_models(cfg):
+    for spec, role, _repeats in candidate_models(cfg):
         todo = [p for p in plan if p.model == spec.name and p.key not in finished]
         if not todo:
             continue
         with progress_bar(f"generate {spec.name}", len(todo), enabled=show_progress) as advance:
-            await _run_model(cfg, spec, todo, store, items, images, advance, deadline)
+            await _run_model(cfg, spec, role, todo, store, items, images, advance, deadline)
         made += len(todo)
     return made
 

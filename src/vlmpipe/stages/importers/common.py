@@ -56,6 +56,33 @@ class ImportedGeneration:
     recorded: dict[str, tuple[float | None, Any]] = field(default_factory=dict)
 
 
+def read_results(results: Path, images: Path | None, table: str, required: tuple[str, ...], what: str) -> Any:
+    """``results/table`` as a data frame, after checking that the folders exist and the table has the ``required``
+    columns; :class:`ImportDataError` names the file and what is missing (``what``: what the table is)."""
+    results = Path(results)
+    if not results.is_dir():
+        raise ImportDataError(f"{results}: results folder not found")
+    if images is not None and not Path(images).is_dir():
+        raise ImportDataError(f"{images}: images folder not found")
+    path = results / table
+    if not path.is_file():
+        raise ImportDataError(f"{results}: {table} not found ({what})")
+    frame = read_xlsx(path)
+    missing = [c for c in required if c not in frame.columns]
+    if missing:
+        raise ImportDataError(f"{path}: missing column(s) {missing}; found {list(frame.columns)}")
+    return frame
+
+
+def read_xlsx(path: Path) -> Any:
+    import pandas as pd
+
+    try:
+        return pd.read_excel(path, engine="openpyxl")
+    except Exception as err:
+        raise ImportDataError(f"{path}: cannot read as xlsx: {err}") from None
+
+
 def clean_number(v: Any) -> float | None:
     """A float from a table cell, ``None`` for blanks, text, NaN and infinities."""
     if v is None or (isinstance(v, str) and not v.strip()):

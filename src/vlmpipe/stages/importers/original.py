@@ -27,6 +27,8 @@ from vlmpipe.stages.importers.common import (
     clean_number,
     clean_text,
     find_image,
+    read_results,
+    read_xlsx,
     write_run,
 )
 
@@ -43,15 +45,6 @@ RECORDED_SUMMARY = {
 }
 RECORDED_AUTO = {"rouge1": "recorded_rouge1", "rouge2": "recorded_rouge2", "rougeL": "recorded_rougeL",
                  "bleurt": "recorded_bleurt"}
-
-
-def read_xlsx(path: Path) -> Any:
-    import pandas as pd
-
-    try:
-        return pd.read_excel(path, engine="openpyxl")
-    except Exception as err:
-        raise ImportDataError(f"{path}: cannot read as xlsx: {err}") from None
 
 
 def words(v: Any) -> list[str] | None:
@@ -83,17 +76,8 @@ def _import_recorded_judgements(store_path: Path, results: Path, keys: list[tupl
 def import_original(results: Path, images: Path | None, out: Path) -> Path:
     """Import the original pipeline's results folder into the run directory ``out``."""
     results = Path(results)
-    if not results.is_dir():
-        raise ImportDataError(f"{results}: results folder not found")
-    if images is not None and not Path(images).is_dir():
-        raise ImportDataError(f"{images}: images folder not found")
+    summary = read_results(results, images, SUMMARY, REQUIRED, "the original pipeline's per-generation table")
     summary_path = results / SUMMARY
-    if not summary_path.is_file():
-        raise ImportDataError(f"{results}: {SUMMARY} not found (the original pipeline's per-generation table)")
-    summary = read_xlsx(summary_path)
-    missing = [c for c in REQUIRED if c not in summary.columns]
-    if missing:
-        raise ImportDataError(f"{summary_path}: missing column(s) {missing}; found {list(summary.columns)}")
     auto = None
     if (results / AUTO).is_file():
         auto = read_xlsx(results / AUTO)

@@ -30,9 +30,11 @@ from vlmpipe.stages.importers.common import (
     ImportedItem,
     clean_number,
     clean_text,
+    read_results,
+    read_xlsx,
     write_run,
 )
-from vlmpipe.stages.importers.original import RECORDED_AUTO, RECORDED_SUMMARY, read_xlsx, words
+from vlmpipe.stages.importers.original import RECORDED_AUTO, RECORDED_SUMMARY, words
 from vlmpipe.stages.judge.run import GRADED
 
 log = logging.getLogger("vlmpipe.import")
@@ -54,17 +56,8 @@ def _image_path(images: Path | None, device: str | None, image: str) -> str:
 def import_original_vqa(results: Path, images: Path | None, out: Path) -> Path:
     """Import the study's VQA results folder into the run directory ``out`` (a ``task: vqa`` run)."""
     results = Path(results)
-    if not results.is_dir():
-        raise ImportDataError(f"{results}: results folder not found")
-    if images is not None and not Path(images).is_dir():
-        raise ImportDataError(f"{images}: images folder not found")
+    summary = read_results(results, images, SUMMARY, REQUIRED, "the study's per-answer table")
     summary_path = results / SUMMARY
-    if not summary_path.is_file():
-        raise ImportDataError(f"{results}: {SUMMARY} not found (the study's per-answer table)")
-    summary = read_xlsx(summary_path)
-    missing = [c for c in REQUIRED if c not in summary.columns]
-    if missing:
-        raise ImportDataError(f"{summary_path}: missing column(s) {missing}; found {list(summary.columns)}")
     auto = _auto_metrics(results / AUTO)
 
     items: dict[tuple[str, str], ImportedItem] = {}

@@ -87,15 +87,20 @@ def _score(value: Any, which: str) -> float:
     return number
 
 
-def parse_verdict(text: str | None, *, low: float = SCORE_MIN, high: float = SCORE_MAX) -> Verdict:
-    """The verdict in a judge answer, or :class:`JudgeParseError` saying what is wrong."""
+def _json_objects(text: str | None) -> list[dict[str, Any]]:
+    """The JSON objects of a judge's answer; :class:`JudgeParseError` when it is empty or has none."""
     if not text or not text.strip():
         raise JudgeParseError("empty answer")
     candidates = [o for o in _objects(text) if isinstance(o, dict)]
     if not candidates:
         raise JudgeParseError("no JSON object in the answer")
+    return candidates
+
+
+def parse_verdict(text: str | None, *, low: float = SCORE_MIN, high: float = SCORE_MAX) -> Verdict:
+    """The verdict in a judge answer, or :class:`JudgeParseError` saying what is wrong."""
     last_error: JudgeParseError | None = None
-    for obj in candidates:
+    for obj in _json_objects(text):
         raw_a, raw_b = _pick(obj, _SCORE_KEYS["a"]), _pick(obj, _SCORE_KEYS["b"])
         if raw_a is None or raw_b is None:
             last_error = JudgeParseError("the JSON object has no score_a/score_b")
@@ -120,12 +125,7 @@ _GRADE_EXPL_KEYS = {"explanation", "reason", "reasoning", "justification", "judg
 
 def parse_grade(text: str | None, *, low: float = SCORE_MIN, high: float = SCORE_MAX) -> Grade:
     """The one score (and its explanation) of a graded judgement, or :class:`JudgeParseError`."""
-    if not text or not text.strip():
-        raise JudgeParseError("empty answer")
-    candidates = [o for o in _objects(text) if isinstance(o, dict)]
-    if not candidates:
-        raise JudgeParseError("no JSON object in the answer")
-    for obj in candidates:
+    for obj in _json_objects(text):
         raw = _pick(obj, _GRADE_KEYS)
         if raw is None:
             continue

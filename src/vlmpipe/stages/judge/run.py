@@ -10,6 +10,10 @@ ratio is score / 10); mode ``both`` also grades each question's human answer onc
 gives it less than 10 shows. Every answer is written to the store
 at once, keyed by (generation, order, judge signature, reference), so an interrupted run resumes without
 paying twice. ``limit`` and ``max_cost`` stop the stage before it requests more (see :func:`judge_run`).
+
+Identical requests are sent once (:mod:`vlmpipe.stages.judge.cache`): the judgements are grouped by the hash of
+their request, the first of a group is asked, and the others reuse its answer. A judge panel (``judge.panel``) is
+judged one judge after another, each with its own signature, client and server health.
 """
 
 from __future__ import annotations
@@ -19,7 +23,6 @@ import hashlib
 import json
 import logging
 import random
-import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,51 +31,36 @@ from typing import Any
 
 from jinja2 import TemplateError
 
-from vlmpipe.core.config import ConfigError, RunConfig
+from vlmpipe.core.config import ConfigError, ModelSpec, RunConfig
 from vlmpipe.core.dataset import Item, load_image
 from vlmpipe.core.images import ImageError, PreparedImage
 from vlmpipe.core.limiter import GROW_AFTER, AdaptiveLimiter
 from vlmpipe.core.progress import progress_bar
 from vlmpipe.core.server_health import FailureTally, ServerHealth
 from vlmpipe.core.store import Store
-from vlmpipe.providers.base import Generation, Request
+from vlmpipe.providers.base import Request
+from vlmpipe.providers.openai_compat import request_hash
 from vlmpipe.providers.openai_spec import OpenAISpec
-from vlmpipe.stages.judge.client import JudgeClient
-from vlmpipe.stages.judge.parse import (
-    GRADE_SCHEMA,
-    RESPONSE_SCHEMA,
-    SCORE_MAX,
-    SCORE_MIN,
-    JudgeParseError,
-    parse_grade,
-    parse_verdict,
-)
+from vlmpipe.stages.judge.answer import GRADED, HUMAN, Attempts, JudgeTask, base_row
+from vlmpipe.stages.judge.cache import cache_entry, dedupe_on, is_final, reused_row
+from vlmpipe.stages.judge.client import JudgeClient, judge_body
+from vlmpipe.stages.judge.parse import GRADE_SCHEMA, RESPONSE_SCHEMA, SCORE_MAX, SCORE_MIN
 from vlmpipe.stages.judge.prompts import SAMPLE, SYSTEM_TEMPLATE, USER_TEMPLATE, JudgeTemplates, load_templates, render
 from vlmpipe.tasks import Task, get_task, resolve
 
 log = logging.getLogger("vlmpipe.stages.judge")
 
 
-#: Positions: where the candidate's answer stands in a pairwise judgement ("A", "B"); a graded candidate ("G"); a
-#: graded human answer ("H", one per question, keyed ``human:<item>``).
-GRADED, HUMAN = "G", "H"
-
-
-@dataclass
-class JudgeTask:
-    key: str
-    generation: dict[str, Any]
-    position: str
-    reference: str
-    reference_sha: str
-
-
 @dataclass
 class JudgeOutcome:
-    """What one judge stage did. ``stopped`` is ``"limit"`` or ``"max_cost"`` when a guard stopped it;
-    ``given_up`` says why the judge's server was given up (unreachable from the start), leaving the rest unsent."""
+    """What one judge stage did. ``requested``: judge requests sent (one per distinct request with deduplication;
+    the re-asks of a malformed answer belong to it); ``reused``: judgements answered by a stored answer to the same
+    request; ``judged``/``failed``: judgements stored now. ``stopped`` is ``"limit"`` or ``"max_cost"`` when a guard
+    stopped it; ``given_up`` says why a judge's server was given up (unreachable from the start), leaving the rest
+    unsent."""
 
     requested: int = 0
+    reused: int = 0
     judged: int = 0
     failed: int = 0
     already_done: int = 0
@@ -80,6 +68,7 @@ class JudgeOutcome:
     stopped: str | None = None
     given_up: str | None = None
     cost_usd: float = 0.0
+    cost_saved_usd: float = 0.0
     skipped: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
@@ -88,10 +77,12 @@ def text_sha(text: str | None) -> str | None:
     return None if text is None else hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def judge_signature(cfg: RunConfig, templates: JudgeTemplates, kind: str = "pairwise") -> str:
+def judge_signature(cfg: RunConfig, templates: JudgeTemplates, kind: str = "pairwise",
+                    spec: ModelSpec | None = None) -> str:
     """What changes a judgement besides its inputs: the judge model and sampling, the prompt, image detail, and how
-    it grades (the pairwise signature is unchanged from the first round, so its judgements stay reusable)."""
-    spec = cfg.judge.model
+    it grades (the pairwise signature is unchanged from the first round, so its judgements stay reusable).
+    ``spec``: one judge of a panel (default: the only judge)."""
+    spec = spec or (cfg.judge.judges[0] if cfg.judge.judges else None)
     if spec is None:
         raise ConfigError("judge.model is not set")
     content: dict[str, Any] = {"judge": spec.sampling_signature(), "templates": templates.sha,
@@ -139,14 +130,6 @@ def load_item_images(cfg: RunConfig, items: list[dict[str, Any]]) -> dict[str, P
     return out
 
 
-def price_of(cfg: RunConfig, prompt_tokens: int | None, completion_tokens: int | None) -> float | None:
-    prices = cfg.judge.prices
-    if not prices or (prompt_tokens is None and completion_tokens is None):
-        return None
-    return ((prompt_tokens or 0) * prices.get("prompt", 0.0)
-            + (completion_tokens or 0) * prices.get("completion", 0.0)) / 1_000_000
-
-
 def plan_tasks(cfg: RunConfig, store: Store, signature: str, images: dict[str, PreparedImage | str],
                kind: str = "pairwise") -> tuple[list[JudgeTask], dict[str, int]]:
     """Every judgement the current plan asks for, and how many generations could not be judged and why."""
@@ -189,64 +172,146 @@ def prompt_variables(cfg: RunConfig, task: JudgeTask, item: dict[str, Any]) -> d
     return {"instruction": instruction_for(cfg, item), "answer_a": answer_a, "answer_b": answer_b}
 
 
-def read_verdict(task: JudgeTask, text: str | None) -> dict[str, Any]:
-    """The row's scores and explanations from the judge's answer (:class:`JudgeParseError` when unusable)."""
-    if task.position in (GRADED, HUMAN):
-        grade = parse_grade(text)
-        return {"candidate_score": grade.score, "reference_score": SCORE_MAX, "explanation_candidate":
-                grade.explanation}
-    verdict = parse_verdict(text)
-    first = task.position == "A"
-    return {"candidate_score": verdict.score_a if first else verdict.score_b,
-            "reference_score": verdict.score_b if first else verdict.score_a,
-            "explanation_candidate": verdict.explanation_a if first else verdict.explanation_b,
-            "explanation_reference": verdict.explanation_b if first else verdict.explanation_a}
+@dataclass
+class Judge:
+    """One judge of the stage (the only one, or one of a panel): its spec and its judgements' signature."""
+
+    spec: OpenAISpec
+    signature: str
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
 
 
-async def _judge_one(cfg: RunConfig, client: JudgeClient, templates: JudgeTemplates, signature: str,
-                     task: JudgeTask, item: dict[str, Any], image: PreparedImage | str) -> dict[str, Any]:
-    g = task.generation
+@dataclass
+class JudgeSetup:
+    """What every judge of a run shares: the task's kind, the templates, the response schema, the judges."""
+
+    kind: str
+    templates: JudgeTemplates
+    schema: dict[str, Any]
+    judges: list[Judge]
+    dedupe: bool
+
+
+def judge_setup(cfg: RunConfig, max_cost: float | None = None) -> JudgeSetup:
+    """The judges of ``cfg`` with their signatures; a :class:`ConfigError` for settings that cannot work."""
+    specs = cfg.judge.judges
+    if not specs:
+        raise ConfigError("judge.model is not set: the judge stage needs a model (see docs/judge.md)")
+    for i, spec in enumerate(specs):
+        if not isinstance(spec, OpenAISpec):  # the config refuses such a judge already (ModelSpec.can_judge)
+            where = f"judge.panel.{i}" if cfg.judge.panel is not None else "judge.model"
+            raise ConfigError(f"{where}: provider {spec.provider!r} cannot be the judge: it is asked over an "
+                              "OpenAI-compatible chat API")
+    task = resolve(cfg)
+    check_judge_settings(cfg, max_cost, task)
+    templates = load_templates(cfg.judge.template_dir, task.judge_templates)
+    kind = task.judge_kind
+    judges = [Judge(spec, judge_signature(cfg, templates, kind, spec)) for spec in specs]  # type: ignore[arg-type]
+    seen: dict[str, str] = {}
+    for j in judges:
+        if j.signature in seen:
+            raise ConfigError(f"judge.panel: {j.name!r} and {seen[j.signature]!r} are the same judge (model and "
+                              "sampling): a panel's judges must differ")
+        seen[j.signature] = j.name
+    return JudgeSetup(kind, templates, GRADE_SCHEMA if kind == "graded" else RESPONSE_SCHEMA, judges,
+                      dedupe_on(cfg.judge))
+
+
+def judge_meta(cfg: RunConfig, setup: JudgeSetup) -> dict[str, Any]:
+    """``meta["judge"]``: how the current judgements are made (a panel lists its judges; a single judge's meta is
+    the first round's)."""
+    first = setup.judges[0]
+    meta: dict[str, Any] = {"signature": first.signature, "mode": cfg.judge.mode, "seed": cfg.judge.seed,
+                            "model": first.name, "templates": setup.templates.origin,
+                            "templates_sha": setup.templates.sha, "image_detail": cfg.judge.image_detail,
+                            "score_range": [SCORE_MIN, SCORE_MAX], "kind": setup.kind}
+    if len(setup.judges) > 1:
+        meta["model"] = ", ".join(j.name for j in setup.judges)
+        meta["judges"] = [{"name": j.name, "model": j.spec.model_id, "signature": j.signature} for j in setup.judges]
+    return meta
+
+
+@dataclass
+class Work:
+    """One judge's judgements still to make, grouped by request: each group is sent once (its first task) and
+    the others reuse the answer; without deduplication every group is one judgement."""
+
+    judge: Judge
+    tasks: list[JudgeTask]
+    skipped: dict[str, int]
+    groups: dict[str, list[JudgeTask]]
+    requests: dict[str, Request]  # judgement key -> its request
+    prior: dict[str, dict[str, Any]]  # judgement key -> its stored unfinished row (a batch's malformed answer)
+    reused: int = 0
+
+    @property
+    def pending(self) -> int:
+        return sum(len(g) for g in self.groups.values())
+
+
+def build_request(cfg: RunConfig, templates: JudgeTemplates, task: JudgeTask, item: dict[str, Any],
+                  image_url: str) -> Request:
     system, user = render(templates, **prompt_variables(cfg, task, item))
-    request = Request(item_id=g["item"], image_url=image if isinstance(image, str) else image.data_url(),
-                      system_prompt=system, user_message=user)
-    row: dict[str, Any] = {
-        "key": task.key, "generation_key": g["key"], "model": g["model"], "item": g["item"], "repeat": g["repeat"],
-        "candidate_position": task.position, "signature": signature, "reference_sha": task.reference_sha,
-    }
-    prompt_tokens = completion_tokens = 0
-    usage_seen = False
-    latency = 0.0
-    raw: str | None = None
-    error: JudgeParseError | None = None
-    gen = Generation()
-    attempt = 0
-    while attempt < cfg.judge.max_attempts:
-        attempt += 1
-        gen = await client.ask(request)
-        latency += gen.latency_s or 0.0
-        if gen.prompt_tokens is not None or gen.completion_tokens is not None:
-            usage_seen = True
-            prompt_tokens += gen.prompt_tokens or 0
-            completion_tokens += gen.completion_tokens or 0
-        if gen.error is not None:
-            break
-        raw = gen.text
-        try:
-            row.update(read_verdict(task, gen.text), raw=raw)
-        except JudgeParseError as err:
-            error = err
+    return Request(item_id=task.generation["item"], image_url=image_url, system_prompt=system, user_message=user)
+
+
+def identify(cfg: RunConfig, setup: JudgeSetup, spec: OpenAISpec, request: Request) -> str:
+    """The request's hash: its body as configured and the templates' hash (:mod:`vlmpipe.stages.judge.cache`)."""
+    schema = setup.schema if "response_format" not in spec.extra_body else None
+    body = judge_body(spec, request, image_detail=cfg.judge.image_detail, schema=schema)
+    return request_hash(body, templates=setup.templates.sha, kind=setup.kind)
+
+
+def plan_work(cfg: RunConfig, store: Store, setup: JudgeSetup, judge: Judge, items: dict[str, dict[str, Any]],
+              images: dict[str, PreparedImage | str], *, fill: bool = True) -> Work:
+    """The judge's pending judgements with their requests, grouped; with ``fill``, the groups whose answer the
+    request cache already has are stored at once (reused) and left out."""
+    tasks, skipped = plan_tasks(cfg, store, judge.signature, images, setup.kind)
+    done = store.judged_keys(cfg.judge.max_attempts)
+    urls: dict[str, str] = {}
+    groups: dict[str, list[JudgeTask]] = {}
+    requests: dict[str, Request] = {}
+    for t in tasks:
+        if t.key in done:
             continue
-        error = None
-        break
-    if gen.error is not None:
-        row.update(error=gen.error, error_kind=gen.error_kind or "error", raw=raw)
-    elif error is not None:
-        row.update(error=f"{error} (after {attempt} attempt(s))", error_kind=error.kind, raw=raw)
-    pt = prompt_tokens if usage_seen else None
-    ct = completion_tokens if usage_seen else None
-    row.update(attempts=attempt, prompt_tokens=pt, completion_tokens=ct, cost_usd=price_of(cfg, pt, ct),
-               latency_s=latency, created_at=time.time())
-    return row
+        item_id = t.generation["item"]
+        if item_id not in urls:
+            image = images[item_id]
+            urls[item_id] = image if isinstance(image, str) else image.data_url()
+        request = build_request(cfg, setup.templates, t, items[item_id], urls[item_id])
+        t.request_hash = identify(cfg, setup, judge.spec, request)
+        requests[t.key] = request
+        groups.setdefault(t.request_hash if setup.dedupe else t.key, []).append(t)
+    prior = {k: r for k, r in store.judgement_rows(g[0].key for g in groups.values()).items()
+             if r.get("error") is not None}
+    work = Work(judge, tasks, skipped, groups, requests, prior)
+    if fill and setup.dedupe:
+        hits = store.cached(groups)
+        rows = [reused_row(t, judge.signature, judge.name, entry)
+                for h, entry in hits.items() for t in groups.pop(h)]
+        if rows:
+            store.put_judgements(rows)
+        work.reused = len(rows)
+    return work
+
+
+def group_rows(cfg: RunConfig, setup: JudgeSetup, work: Work, tasks: list[JudgeTask], state: Attempts, *,
+               latency: bool = True) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """The rows of one group from its answer(s), and the request cache's entry when the answer is final: the first
+    task's row holds the attempts, tokens and cost; the others reuse it. An answer that is not final (a transport
+    failure, a batch's malformed answer) is stored for every task of the group, to be asked again."""
+    judge = work.judge
+    row = state.row(base_row(tasks[0], judge.signature, judge.name), cfg.judge.prices, latency=latency)
+    if is_final(row, cfg.judge.max_attempts):
+        entry = cache_entry(row) if setup.dedupe else None
+        answer = entry or cache_entry(row)
+        return [row, *(reused_row(t, judge.signature, judge.name, answer) for t in tasks[1:])], entry
+    others = [{**base_row(t, judge.signature, judge.name), "error": row["error"], "error_kind": row["error_kind"],
+               "raw": row.get("raw"), "attempts": 0, "reused": 0} for t in tasks[1:]]
+    return [row, *others], None
 
 
 def check_judge_settings(cfg: RunConfig, max_cost: float | None = None, task: Task | None = None) -> None:
@@ -281,118 +346,143 @@ def check_templates(template_dir: Path | None, names: tuple[str, str] = (SYSTEM_
                           f"the variables are {variables}") from None
 
 
-async def judge_run_async(cfg: RunConfig, store: Store, *, images: dict[str, PreparedImage | str] | None = None,
-                          max_cost: float | None = None, limit: int | None = None,
-                          show_progress: bool = True, client: JudgeClient | None = None) -> JudgeOutcome:
-    """Judge what the plan still lacks. ``limit``: at most this many judge requests (one per order) in this
-    call; ``max_cost``: stop before the run's total judge cost, earlier calls included, would exceed it."""
-    spec = cfg.judge.model
-    if spec is None:
-        raise ConfigError("judge.model is not set: the judge stage needs a model (see docs/judge.md)")
-    if not isinstance(spec, OpenAISpec):  # the config refuses such a judge already (ModelSpec.can_judge)
-        raise ConfigError(f"judge.model: provider {spec.provider!r} cannot be the judge: it is asked over an "
-                          "OpenAI-compatible chat API")
-    max_cost = cfg.judge.max_cost if max_cost is None else max_cost
-    limit = cfg.judge.limit if limit is None else limit
-    task = resolve(cfg)
-    check_judge_settings(cfg, max_cost, task)
-    templates = load_templates(cfg.judge.template_dir, task.judge_templates)
-    signature = judge_signature(cfg, templates, task.judge_kind)
-    store.set_judge_meta({"signature": signature, "mode": cfg.judge.mode, "seed": cfg.judge.seed,
-                           "model": spec.name, "templates": templates.origin, "templates_sha": templates.sha,
-                           "image_detail": cfg.judge.image_detail, "score_range": [SCORE_MIN, SCORE_MAX],
-                           "kind": task.judge_kind})
-    items = {i["id"]: i for i in store.items()}
-    if images is None:
-        images = load_item_images(cfg, list(items.values()))
-    tasks, skipped = plan_tasks(cfg, store, signature, images, task.judge_kind)
-    done = store.judged_keys()
-    pending = deque(t for t in tasks if t.key not in done)
-    outcome = JudgeOutcome(already_done=len(tasks) - len(pending), skipped=skipped)
-    if not pending:
-        outcome.cost_usd = store.judge_cost() or 0.0
-        return outcome
+async def _judge_one(cfg: RunConfig, client: JudgeClient, request: Request, state: Attempts) -> Attempts:
+    """Ask until the answer is usable, the transport fails, or ``judge.max_attempts`` answers were given."""
+    while state.attempts < cfg.judge.max_attempts:
+        if state.add(await client.ask(request)):
+            break
+    return state
 
-    spent = store.judge_cost() or 0.0
-    costs = store.recent_judge_costs(50)
+
+@dataclass
+class _Budget:
+    """What the guards of one stage call share across the judges: requests started, money spent."""
+
+    limit: int | None
+    max_cost: float | None
+    spent: float
+    costs: list[float]
+
+    def estimate(self) -> float | None:
+        return max(self.costs) if self.costs else None
+
+
+async def _run_judge(cfg: RunConfig, store: Store, setup: JudgeSetup, work: Work, outcome: JudgeOutcome,
+                     budget: _Budget, show_progress: bool, client: JudgeClient | None) -> None:
+    spec = work.judge.spec
+    pending = deque(work.groups.values())
     in_flight = 0
     health = ServerHealth(f"the judge server {spec.name} at {spec.address()}")
     failures = FailureTally()
     cond = asyncio.Condition()
     own_client = client is None
-    judge_client = client or JudgeClient(spec, image_detail=cfg.judge.image_detail,
-                                         schema=GRADE_SCHEMA if task.judge_kind == "graded" else RESPONSE_SCHEMA)
+    judge_client = client or JudgeClient(spec, image_detail=cfg.judge.image_detail, schema=setup.schema)
     workers = max(1, spec.concurrency or cfg.concurrency)
     if judge_client.limiter is None:  # requests in flight follow the judge server's 429s, as generation's do
         judge_client.limiter = AdaptiveLimiter(workers, grow_after=GROW_AFTER, name=f"judge {spec.name}")
 
-    def estimate() -> float | None:
-        return max(costs) if costs else None
-
     def may_start() -> bool:
-        return max_cost is None or estimate() is not None or in_flight == 0
+        return budget.max_cost is None or budget.estimate() is not None or in_flight == 0
 
     async def worker(advance: Callable[[int], None]) -> None:
-        nonlocal in_flight, spent
+        nonlocal in_flight
         while True:
             async with cond:
-                await cond.wait_for(lambda: may_start() or outcome.stopped is not None or outcome.given_up)
-                if outcome.stopped is not None or outcome.given_up or not pending:
+                await cond.wait_for(lambda: may_start() or outcome.stopped is not None or health.given_up)
+                if outcome.stopped is not None or health.given_up or not pending:
                     return
-                if limit is not None and outcome.requested >= limit:
+                if budget.limit is not None and outcome.requested >= budget.limit:
                     outcome.stopped = "limit"
                     cond.notify_all()
                     return
-                if max_cost is not None:
-                    est = estimate() or 0.0
-                    if spent >= max_cost or spent + (in_flight + 1) * est > max_cost:
+                if budget.max_cost is not None:
+                    est = budget.estimate() or 0.0
+                    if budget.spent >= budget.max_cost or budget.spent + (in_flight + 1) * est > budget.max_cost:
                         outcome.stopped = "max_cost"
                         cond.notify_all()
                         return
-                task = pending.popleft()
+                tasks = pending.popleft()
                 outcome.requested += 1
                 in_flight += 1
             try:
-                row = await _judge_one(cfg, judge_client, templates, signature, task, items[task.generation["item"]],
-                                       images[task.generation["item"]])
-                store.put_judgements([row])
+                leader = tasks[0]
+                state = Attempts.resume(leader.position, work.prior.get(leader.key))
+                state = await _judge_one(cfg, judge_client, work.requests[leader.key], state)
+                rows, entry = group_rows(cfg, setup, work, tasks, state)
+                store.put_judgements(rows, cache=entry)
             finally:
                 async with cond:
                     in_flight -= 1
                     cond.notify_all()
             async with cond:
+                row = rows[0]
                 if row.get("cost_usd") is not None:
-                    spent += row["cost_usd"]
-                    costs.append(row["cost_usd"])
-                if row.get("error") is None:
-                    outcome.judged += 1
-                else:
-                    outcome.failed += 1
-                    failures.add(row.get("error_kind"), f"{task.generation['item']}: {row['error']}")
+                    budget.spent += row["cost_usd"]
+                    budget.costs.append(row["cost_usd"])
+                for r in rows:
+                    if r.get("reused"):
+                        outcome.reused += 1
+                    if r.get("error") is None:
+                        outcome.judged += 1
+                    else:
+                        outcome.failed += 1
+                        failures.add(r.get("error_kind"), f"{r['item']}: {r['error']}")
                 # like generation: a server that refused every connection so far is given up after a few
-                if health.record(None if row.get("error") is None else (row.get("error_kind") or "error")):
-                    outcome.given_up = health.given_up
+                health.record(None if row.get("error") is None else (row.get("error_kind") or "error"))
                 cond.notify_all()
-            advance(1)
+            advance(len(tasks))
 
     try:
-        with progress_bar(f"judge {spec.name}", len(pending), enabled=show_progress) as advance:
+        with progress_bar(f"judge {spec.name}", work.pending, enabled=show_progress) as advance:
             await asyncio.gather(*(worker(advance) for _ in range(workers)))
     finally:
         if own_client:
             await judge_client.aclose()
-    outcome.remaining = len(pending)
-    outcome.cost_usd = store.judge_cost() or 0.0
+    outcome.remaining += sum(len(g) for g in pending)
     if failures:  # why, on the console and in logs/run.log, not only in judgements.csv
-        why = f"{outcome.failed} judgement(s) failed {failures.describe()}"
+        why = f"{failures.by_kind.total()} judgement(s) failed {failures.describe()}"
         log.warning("judge %s: %s", spec.name, why)
-        outcome.notes.append(f"judge: {why}")
-    if outcome.given_up:
-        note = (f"{outcome.given_up}: {outcome.remaining} judgement(s) not sent; run `vlmpipe judge RUN` again "
-                "once it answers")
+        outcome.notes.append(f"judge: {why}" if len(setup.judges) == 1 else f"judge {spec.name}: {why}")
+    if health.given_up:
+        outcome.given_up = health.given_up
+        left = sum(len(g) for g in pending)
+        note = f"{health.given_up}: {left} judgement(s) not sent; run `vlmpipe judge RUN` again once it answers"
         log.error("judge: %s", note)
         outcome.notes.append(f"judge: {note}")
-    if cfg.judge.prices and outcome.requested and not costs:
+
+
+async def judge_run_async(cfg: RunConfig, store: Store, *, images: dict[str, PreparedImage | str] | None = None,
+                          max_cost: float | None = None, limit: int | None = None,
+                          show_progress: bool = True, client: JudgeClient | None = None) -> JudgeOutcome:
+    """Judge what the plan still lacks, with each judge of the panel in turn. ``limit``: at most this many judge
+    requests in this call (a request shared by several judgements counts once); ``max_cost``: stop before the
+    run's total judge cost, earlier calls included, would exceed it. ``client``: the transport (single judge)."""
+    max_cost = cfg.judge.max_cost if max_cost is None else max_cost
+    limit = cfg.judge.limit if limit is None else limit
+    setup = judge_setup(cfg, max_cost)
+    store.set_judge_meta(judge_meta(cfg, setup))
+    items = {i["id"]: i for i in store.items()}
+    if images is None:
+        images = load_item_images(cfg, list(items.values()))
+    outcome = JudgeOutcome()
+    budget = _Budget(limit, max_cost, store.judge_cost() or 0.0, store.recent_judge_costs(50))
+    for judge in setup.judges:
+        work = plan_work(cfg, store, setup, judge, items, images)
+        outcome.already_done += len(work.tasks) - work.pending - work.reused
+        outcome.reused += work.reused
+        outcome.judged += work.reused
+        for reason, n in work.skipped.items():
+            outcome.skipped[reason] = max(outcome.skipped.get(reason, 0), n)
+        if not work.groups:
+            continue
+        if outcome.stopped:  # --limit / --max-cost hold for the whole panel (a dead judge server does not)
+            outcome.remaining += work.pending
+            continue
+        await _run_judge(cfg, store, setup, work, outcome, budget, show_progress,
+                         client if len(setup.judges) == 1 else None)
+    outcome.cost_usd = store.judge_cost() or 0.0
+    outcome.cost_saved_usd = store.judge_cost_saved() or 0.0
+    if cfg.judge.prices and outcome.requested and not budget.costs:
         outcome.notes.append("the judge server reported no token usage: the cost is unknown")
     return outcome
 

@@ -127,6 +127,7 @@ class LaunchedServer:
     process: subprocess.Popen[bytes]
     started_at: float = field(default_factory=time.time)
     ready_after_s: float | None = None
+    ready_polls: int = 0  # readiness polls sent, the one that found the server ready included
 
     @property
     def pid(self) -> int:
@@ -148,7 +149,8 @@ class LaunchedServer:
 
     def info(self) -> dict[str, object]:
         return {"pid": self.pid, "port": self.port, "log": str(self.log_path), "command": shlex.join(self.argv),
-                "ready_after_s": self.ready_after_s, "exit_code": self.process.returncode}
+                "ready_after_s": self.ready_after_s, "ready_polls": self.ready_polls,
+                "exit_code": self.process.returncode}
 
 
 def start_server(spec: HttpModelSpec, log_dir: Path) -> LaunchedServer:
@@ -197,6 +199,7 @@ async def wait_ready(server: LaunchedServer) -> None:
                 raise ServerLaunchError(
                     f"the server of {server.spec.name} was not ready within {launch.ready_timeout_s:g} s ({last}); "
                     f"log {server.log_path}, last lines:\n{log_tail(server.log_path)}")
+            server.ready_polls += 1
             try:
                 health = await client.get(launch.health_path)
                 if health.status_code == 200:
