@@ -55,15 +55,16 @@ def main() -> None:
     finally:
         server.terminate()
         server.wait(timeout=10)
-    levels = result.summary["bench"]["models"]["fake"]["levels"]
+    assert result.summary.bench is not None, "the bench measured nothing"
+    levels = result.summary.bench.models["fake"].levels
     one, sixteen = levels["1"], levels["16"]
     errors = {}
     for key, want in (("ttft_s", args.ttft), ("tpot_s", args.token_delay), ("itl_s", args.token_delay)):
-        got = one[key]["p50"]
+        got = getattr(one, key).p50
         errors[key] = abs(got - want) / want
         print(f"{key[:-2].upper():5} p50 {got * 1000:7.1f} ms, set {want * 1000:6.1f} ms: {errors[key]:.1%} off")
-    scale = sixteen["request_throughput"] / one["request_throughput"]
-    print(f"throughput: {one['request_throughput']:.2f} req/s at 1, {sixteen['request_throughput']:.2f} at 16 "
+    scale = sixteen.request_throughput / one.request_throughput
+    print(f"throughput: {one.request_throughput:.2f} req/s at 1, {sixteen.request_throughput:.2f} at 16 "
           f"({scale:.1f}x; ideal 16x)")
     print(f"max_rel_error={max(errors.values()):.3f}")
 

@@ -70,7 +70,7 @@ def main() -> None:
             unavailable = score_run(cfg, store, show_progress=False)
             summary = build_summary(cfg, store)
             seconds = time.perf_counter() - t0
-            print(f"generations: {sum(m['n'] for m in summary['models'].values())}; unavailable: {unavailable}")
+            print(f"generations: {sum(m.n for m in summary.models.values())}; unavailable: {unavailable}")
     print(f"seconds={seconds:.3f}")
 
 
