@@ -192,8 +192,8 @@ def peer_scored(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 def peer_expectations() -> dict[str, Any]:
     """What the peer's files say: rows per model, images, and judgements whose scores are outside 1–10."""
-    gens = pd.read_excel(PEER / "summary_test_stats.xlsx")
-    judged = pd.read_excel(PEER / "judgement_scores.xlsx")
+    gens = pd.read_excel(PEER / "summary_test_stats.xlsx", engine="openpyxl")
+    judged = pd.read_excel(PEER / "judgement_scores.xlsx", engine="openpyxl")
     scores = judged[["Candidate_Score", "Reference_Score"]].apply(pd.to_numeric, errors="coerce")
     bad = ~scores.apply(lambda col: col.between(1, 10)).all(axis=1)
     return {"rows": len(gens), "per_model": gens["model_name"].value_counts().to_dict(),

@@ -130,7 +130,7 @@ def test_cli_import_exit_codes(tmp_path: Path) -> None:
 def test_import_original_rejects_misaligned_auto_metrics(tmp_path: Path) -> None:
     res = tmp_path / "res"
     write_original(res)
-    auto = pd.read_excel(res / "auto_metrics_stats.xlsx").iloc[::-1]
+    auto = pd.read_excel(res / "auto_metrics_stats.xlsx", engine="openpyxl").iloc[::-1]
     auto.to_excel(res / "auto_metrics_stats.xlsx", index=False)
     with pytest.raises(ImportDataError, match="do not match"):
         import_original(res, None, tmp_path / "run")

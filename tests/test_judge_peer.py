@@ -28,7 +28,7 @@ PUBLISHED = {
 
 def _store_from_peer(peer: Path, tmp_path: Path) -> tuple[Store, object]:
     """A store holding the peer's 400 generations, as the import of summary_test_stats.xlsx would make it."""
-    frame = pd.read_excel(peer / "summary_test_stats.xlsx")
+    frame = pd.read_excel(peer / "summary_test_stats.xlsx", engine="openpyxl")
     store = Store(tmp_path / "run.sqlite")
     images = list(dict.fromkeys(frame["Image"]))
     store.put_items({"id": i, "image": f"{i}.jpg"} for i in images)

@@ -15,7 +15,7 @@ from vlmpipe.metrics.lm_logprobs import perplexity
 
 @pytest.fixture
 def peer_first_repeats(peer_dir):
-    df = pd.read_excel(peer_dir / "summary_test_stats.xlsx")
+    df = pd.read_excel(peer_dir / "summary_test_stats.xlsx", engine="openpyxl")
     return df[df.groupby(["model_name", "Image"]).cumcount() == 0].copy()  # 80 answers, 77 distinct
 
 

@@ -92,7 +92,7 @@ def test_torch_runtime_of_the_same_gguf_agrees_with_llama_cpp(llama_scorer, defa
     """Same weights, two runtimes: llama.cpp also rounds activations to 8 bits in its matrix products, so single
     answers differ by a few percent (more for short ones: measured median 2.2%, max 9.8% on 16 peer answers; 6.9%
     and 15.5% on the shortest answer of each model); the ranking of answers must agree. One peer answer per model."""
-    df = pd.read_excel(peer_dir / "summary_test_stats.xlsx")
+    df = pd.read_excel(peer_dir / "summary_test_stats.xlsx", engine="openpyxl")
     df = df[df.groupby(["model_name", "Image"]).cumcount() == 0].groupby("model_name").nth(0)
     texts = [str(t) for t in df["candidate"]]
     got = pd.DataFrame({"torch": [perplexity(lp) for lp in default_scorer.token_logprobs(texts)],
