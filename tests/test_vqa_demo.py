@@ -28,3 +28,5 @@ def test_the_vqa_demo_writes_a_vqa_summary(demo_cli: tuple[int, str, Path]) -> N
     assert any(f["kind"] == "invents_answers" and f["evidence"]["model"] == "ocr-baseline" for f in s["findings"])
     device = s["slices"]["device"]
     assert device["phone"]["ocr-baseline"]["n"] + device["desktop"]["ocr-baseline"]["n"] == 18
+    html = (out / "demo-vqa" / "report" / "index.html").read_text(encoding="utf-8")
+    assert "18 questions about 8 screenshots × 1 repeat." in html  # not "1 repeats"
