@@ -128,3 +128,50 @@ def test_csv_and_xlsx_manifests_with_columns_tags_and_unanswerable_questions(tmp
         assert (a1.answerable, a2.answerable, b1.answerable) == (True, False, True), name
         assert a1.tags == {"os": "ios"} and b1.tags == {"os": "android"}, name
         assert a1.fields == {"screen": "оплата"} and a2.reference == "На скриншоте не указано.", name
+
+
+def test_a_mistyped_column_mapping_stops_before_the_run_naming_the_column(tmp_path: Path) -> None:
+    """A `dataset.columns` entry naming a column the manifest lacks would fail every row, one warning each; it is
+    one error, naming the file, the field, the column, a close match and the columns there are."""
+    from openpyxl import Workbook
+
+    d = make_folder(tmp_path, ["a.png"])
+    (d / "m.csv").write_text("File_name,Question,Answer\na.png,Где кнопка?,Внизу.\n", encoding="utf-8")
+    wb = Workbook()
+    for r in [["File_name", "Question", "Answer"], ["a.png", "Где кнопка?", "Внизу."]]:
+        wb.active.append(r)
+    wb.save(d / "m.xlsx")
+    (d / "m.jsonl").write_text('{"File_name": "a.png", "Question": "Где кнопка?"}\n', encoding="utf-8")
+    for name in ("m.csv", "m.xlsx", "m.jsonl"):
+        columns = {"image": "File_nam", "question": "Question"}
+        with pytest.raises(DatasetError) as err:
+            load_items(DatasetConfig(path=d, manifest=d / name, columns=columns))
+        assert str(err.value).startswith(f"{d / name}: dataset.columns.image names the column 'File_nam', which "
+                                         "this manifest does not have; did you mean 'File_name'? (columns: "
+                                         "'File_name', 'Question'"), name
+        # no image column at all, and none mapped
+        with pytest.raises(DatasetError, match=r"no column 'image' with the screenshot's file name \(its columns: "
+                                               r"'File_name', 'Question'.*map it: dataset.columns: \{image: "):
+            load_items(DatasetConfig(path=d, manifest=d / name, columns={"question": "Question"}))
+        (item,) = load_items(DatasetConfig(path=d, manifest=d / name, columns={"image": "File_name",
+                                                                               "question": "Question"}))
+        assert item.error is None and (item.image, item.question) == ("a.png", "Где кнопка?"), name
+
+
+def test_a_mapping_may_be_met_by_the_canonical_name_in_another_manifest(tmp_path: Path) -> None:
+    """`dataset.columns` applies to every manifest source: a file that already uses the field's own name is fine,
+    one source may lack an optional column another has, and a mapped column empty in every row is there."""
+    d = make_folder(tmp_path, ["a.png", "b.png"])
+    (d / "study.csv").write_text("File_name,Question,Answer\na.png,Где кнопка?,\n", encoding="utf-8")
+    (d / "ours.jsonl").write_text('{"image": "b.png", "question": "Что за ошибка?"}\n', encoding="utf-8")
+    cfg = DatasetConfig(path=d, manifest=[{"file": d / "study.csv"}, {"file": d / "ours.jsonl"}],
+                        columns={"image": "File_name", "question": "Question", "reference": "Answer"})
+    a, b = load_items(cfg)
+    assert (a.id, a.error) == ("a.png#1", None) and not a.reference
+    assert (b.id, b.question, b.error) == ("b.png#1", "Что за ошибка?", None)
+    # a mapped column that no manifest has is a mistake, named with every file
+    cfg = DatasetConfig(path=d, manifest=[{"file": d / "study.csv"}, {"file": d / "ours.jsonl"}],
+                        columns={"image": "File_name", "reference": "Answers"})
+    with pytest.raises(DatasetError, match=r"study.csv, .*ours.jsonl: dataset.columns.reference names the column "
+                                           r"'Answers', which none of these manifests has; did you mean"):
+        load_items(cfg)

@@ -162,14 +162,30 @@ def test_a_dataset_that_cannot_be_used_leaves_no_run_directory(tmp_path: Path, c
     """Exit code 2 means nothing was started: no run directory, config copy or empty store is left behind."""
     empty = tmp_path / "empty"
     empty.mkdir()
+    shots = tmp_path / "shots"
+    make_images(shots, 2)
+    study = shots / "qa.csv"  # the study's column names; every row has a question
+    study.write_text("File_name,Question,Answer\nshot_0.png,Где кнопка?,Внизу.\nshot_1.png,Что за ошибка?,05.\n",
+                     encoding="utf-8")
+    mapped = {"image": "File_name", "reference": "Answer"}
     cases = {
-        "missing folder": (tmp_path / "nowhere", None, "nowhere: dataset folder not found"),
-        "empty folder": (empty, None, "empty: the dataset has no items"),
-        "missing manifest": (empty, empty / "m.jsonl", "m.jsonl: manifest not found"),
+        "missing folder": (tmp_path / "nowhere", None, {}, "nowhere: dataset folder not found"),
+        "empty folder": (empty, None, {}, "empty: the dataset has no items"),
+        "missing manifest": (empty, empty / "m.jsonl", {}, "m.jsonl: manifest not found"),
+        # a mistyped column mapping, and a VQA run whose question column is not mapped: one error each, not a
+        # failed item per row
+        "mistyped column": (shots, study, {"columns": {**mapped, "question": "Questoin"}},
+                            "qa.csv: dataset.columns.question names the column 'Questoin', which this manifest does "
+                            "not have; did you mean 'Question'?"),
+        "no question": (shots, study, {"columns": mapped, "task": "vqa"},
+                        "qa.csv: task vqa needs a question per item, and none of the 2 usable item(s) has one; name "
+                        "the manifest's column 'question', or map it: dataset.columns: {question: <column>}"),
     }
-    for data, manifest, message in cases.values():
+    for data, manifest, extra, message in cases.values():
         dataset = {"path": str(data)} | ({"manifest": str(manifest)} if manifest else {})
-        path = write_config(tmp_path / "c.yaml", data, [model("m", "http://127.0.0.1:9/v1")], dataset=dataset)
+        dataset |= {"columns": extra["columns"]} if "columns" in extra else {}
+        task = {"task": extra["task"]} if "task" in extra else {}
+        path = write_config(tmp_path / "c.yaml", data, [model("m", "http://127.0.0.1:9/v1")], dataset=dataset, **task)
         result = CliRunner().invoke(app, [command, str(path), "--quiet"])
         assert result.exit_code == 2 and message in " ".join(result.stderr.split())
         assert not (tmp_path / "runs").exists()
@@ -237,3 +253,21 @@ def test_config_and_manifest_saved_as_windows_1251_are_clear_errors(tmp_path: Pa
     assert f"{manifest}: not UTF-8 text (invalid continuation byte at byte 48); save the manifest as UTF-8" in " ".join(
         result.stderr.split())
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_vqa_row_without_a_question_fails_alone(tmp_path: Path) -> None:
+    """Among rows that have a question, one without fails alone, naming its file and row; the run completes (exit
+    1: completed, with failed items). The OCR baseline answers, so no server is needed."""
+    shots = tmp_path / "shots"
+    make_images(shots, 2)
+    (shots / "qa.csv").write_text("image,question,reference\nshot_0.png,Где кнопка?,Внизу.\nshot_1.png,,05.\n",
+                                  encoding="utf-8")
+    path = write_config(tmp_path / "c.yaml", shots, [{"name": "ocr", "provider": "ocr"}], task="vqa",
+                        dataset={"path": str(shots), "manifest": str(shots / "qa.csv")})
+    result = CliRunner().invoke(app, ["run", str(path), "--quiet"])
+    assert result.exit_code == 1, result.output
+    summary = json.loads((tmp_path / "runs" / "r" / "report" / "summary.json").read_text(encoding="utf-8"))
+    assert summary["run"]["items"] == 2 and summary["run"]["items_failed"] == 1
+    assert summary["models"]["ocr"]["n"] == 2 and summary["models"]["ocr"]["n_errors"] == 1
+    log = (tmp_path / "runs" / "r" / "logs" / "run.log").read_text(encoding="utf-8")
+    assert "item shot_1.png#1: no question (task vqa needs it)" in log

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vlmpipe.core.config import ConfigError, RunConfig, load_config
-from vlmpipe.core.dataset import load_items
 from vlmpipe.core.images import PreparedImage
 from vlmpipe.core.keys import require_api_keys
 from vlmpipe.core.rundir import existing_store, load_run_config, open_store, save_config
@@ -24,7 +23,7 @@ from vlmpipe.core.runlog import run_log
 from vlmpipe.core.store import Store
 from vlmpipe.stages.generate import RunDeadline, generate
 from vlmpipe.stages.plan import PlannedGeneration, make_plan
-from vlmpipe.stages.prepare import prepare_items
+from vlmpipe.stages.prepare import load_task_items, prepare_items
 from vlmpipe.stages.references import apply_references
 from vlmpipe.stages.score import enabled_metrics, score_run
 from vlmpipe.tasks import resolve
@@ -107,7 +106,7 @@ def run(config: RunConfig | str | Path, *, show_progress: bool = True, max_time_
     except ConfigError as err:
         raise ConfigError(f"{source}: {err}") from None
     run_dir = Path(cfg.run_dir)
-    dataset = load_items(cfg.dataset)  # DatasetError (could not start) before anything is written
+    dataset = load_task_items(cfg)  # DatasetError (could not start) before anything is written
     save_config(cfg, run_dir, source=source)
     with run_log(cfg, run_dir), open_store(run_dir) as store:
         store.set_meta("stopped", None)
@@ -275,7 +274,7 @@ def batch_export(target: str | Path, stage: str, out: Path, *, model: str | None
     from vlmpipe.stages.batch.files import export_requests
 
     cfg, run_dir = _batch_target(target)
-    dataset = load_items(cfg.dataset)
+    dataset = load_task_items(cfg)
     with open_store(run_dir) as store:
         images, _plan = prepare(cfg, store, dataset)
         apply_references(cfg, store)

@@ -16,6 +16,7 @@ outside the folder) fail that item only; problems with a manifest as a whole sto
 from __future__ import annotations
 
 import csv
+import difflib
 import json
 import math
 import re
@@ -126,11 +127,17 @@ def _cell(v: Any) -> Any:
     return v
 
 
-def _read_table(path: Path) -> list[tuple[int, dict[str, object] | str]]:
-    """``(row number, row)`` of a CSV (data rows from 1) or XLSX/XLS manifest (the sheet's row number)."""
+#: a manifest's column names (a table's header; the keys JSONL rows use), and ``(row number, row)`` per row
+Manifest = tuple[list[str], list[tuple[int, dict[str, object] | str]]]
+
+
+def _read_table(path: Path) -> Manifest:
+    """The header and ``(row number, row)`` of a CSV (data rows from 1) or XLSX/XLS manifest (the sheet's row
+    number)."""
     if path.suffix.lower() == ".csv":
-        text = _text(path)
-        return list(enumerate(csv.DictReader(text.splitlines()), 1))
+        reader = csv.DictReader(_text(path).splitlines())
+        rows: list[tuple[int, dict[str, object] | str]] = list(enumerate(reader, 1))
+        return [str(k).strip() for k in reader.fieldnames or []], rows
     import pandas as pd
 
     try:
@@ -141,7 +148,7 @@ def _read_table(path: Path) -> list[tuple[int, dict[str, object] | str]]:
     rows = []
     for n, rec in enumerate(frame.to_dict(orient="records"), 2):
         rows.append((n, {str(k).strip(): c for k, v in rec.items() if (c := _cell(v)) is not None}))
-    return rows
+    return [str(k).strip() for k in frame.columns], rows
 
 
 def _text(path: Path) -> str:
@@ -154,8 +161,9 @@ def _text(path: Path) -> str:
         raise DatasetError(f"{path}: cannot read the manifest: {err}") from None
 
 
-def _read_manifest(path: Path) -> list[tuple[int, dict[str, object] | str]]:
-    """``(row number, row)`` per manifest row (the line number in JSONL); a string says why a row is unusable."""
+def _read_manifest(path: Path) -> Manifest:
+    """The column names and ``(row number, row)`` per manifest row (the line number in JSONL); a string says why a
+    row is unusable. A JSONL manifest's columns are the keys its rows use."""
     if not path.is_file():
         raise DatasetError(f"{path}: manifest not found")
     suffix = path.suffix.lower()
@@ -172,8 +180,36 @@ def _read_manifest(path: Path) -> list[tuple[int, dict[str, object] | str]]:
                 rows.append((n, f"not valid JSON: {err.msg}"))
                 continue
             rows.append((n, row if isinstance(row, dict) else "each line must be a JSON object"))
-        return rows
+        keys = dict.fromkeys(str(k) for _, row in rows if isinstance(row, dict) for k in row)
+        return list(keys), rows
     return _read_table(path)
+
+
+def _check_columns(read: list[tuple[Path, list[str], bool]], columns: dict[str, str]) -> None:
+    """Stop before the run when no manifest has a column the config maps, or a manifest has no column for the
+    image: a mistyped ``dataset.columns`` entry would otherwise fail every row, one warning each. ``read``: each
+    manifest's path, column names, and whether it has any row to check. One source may lack an optional mapped
+    column that another has (``columns`` applies to them all)."""
+    read = [r for r in read if r[2]]
+    if not read:
+        return
+    for canonical, source in columns.items():
+        if any(source in header or canonical in header for _, header, _ in read):
+            continue
+        header = list(dict.fromkeys(c for _, h, _ in read for c in h))
+        where = ", ".join(str(path) for path, _, _ in read)
+        close = difflib.get_close_matches(source, header, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        listed = ", ".join(repr(c) for c in header) or "none"
+        which = "this manifest does not have" if len(read) == 1 else "none of these manifests has"
+        raise DatasetError(f"{where}: dataset.columns.{canonical} names the column {source!r}, which {which}{hint} "
+                           f"(columns: {listed})")
+    image = columns.get("image", "image")
+    for path, header, _ in read:
+        if image not in header and "image" not in header:
+            listed = ", ".join(repr(c) for c in header) or "none"
+            raise DatasetError(f"{path}: no column {image!r} with the screenshot's file name (its columns: "
+                               f"{listed}); name the column 'image', or map it: dataset.columns: {{image: <column>}}")
 
 
 def _mapped(raw: dict[str, object], columns: dict[str, str]) -> dict[str, object]:
@@ -199,13 +235,13 @@ def _row_id(raw: dict[str, object] | str, n: int) -> str:
     return f"row-{n}"
 
 
-def _source_items(source: ManifestSource, columns: dict[str, str], asked: dict[str, int],
-                  first_row: dict[str, tuple[str, int]]) -> list[Item]:
+def _source_items(source: ManifestSource, rows: list[tuple[int, dict[str, object] | str]], columns: dict[str, str],
+                  asked: dict[str, int], first_row: dict[str, tuple[str, int]]) -> list[Item]:
     """One item per row of one manifest file; a row that cannot be used becomes a failed item naming the row."""
     manifest = Path(source.file)
     folder = Path(source.images) if source.images else None
     items: list[Item] = []
-    for n, raw in _read_manifest(manifest):
+    for n, raw in rows:
         where = f"{manifest.name}: row {n}"
         if isinstance(raw, str):
             items.append(Item(_row_id(raw, n), "", error=f"{where}: {raw}"))
@@ -242,7 +278,10 @@ def _source_items(source: ManifestSource, columns: dict[str, str], asked: dict[s
 def _manifest_items(cfg: DatasetConfig) -> list[Item]:
     asked: dict[str, int] = {}
     first_row: dict[str, tuple[str, int]] = {}
-    items = [it for source in cfg.manifest or [] for it in _source_items(source, cfg.columns, asked, first_row)]
+    read = [(source, *_read_manifest(Path(source.file))) for source in cfg.manifest or []]
+    _check_columns([(Path(source.file), header, any(isinstance(raw, dict) for _, raw in rows))
+                    for source, header, rows in read], cfg.columns)
+    items = [it for source, _, rows in read for it in _source_items(source, rows, cfg.columns, asked, first_row)]
     # the id given to an unusable row ("row-3", "a@row-4") must not collide with a usable row's id
     taken = {it.id for it in items if it.error is None}
     for it in items:

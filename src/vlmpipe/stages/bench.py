@@ -37,13 +37,13 @@ from typing import Any
 import numpy as np
 
 from vlmpipe.core.config import ConfigError, RunConfig, load_config
-from vlmpipe.core.dataset import DatasetError, load_items
+from vlmpipe.core.dataset import DatasetError
 from vlmpipe.core.keys import require_api_keys
 from vlmpipe.core.rundir import open_store, save_config
 from vlmpipe.core.store import Store
 from vlmpipe.providers import Generation, Request, make_provider
 from vlmpipe.providers.http import HttpModelSpec
-from vlmpipe.stages.prepare import prepare_items
+from vlmpipe.stages.prepare import load_task_items, prepare_items
 from vlmpipe.stages.serving.session import ResourceMonitor, model_session
 from vlmpipe.tasks import resolve
 
@@ -266,7 +266,7 @@ def run_bench(config: RunConfig | str | Path, settings: BenchSettings | None = N
     except ConfigError as err:
         raise ConfigError(f"{source}: {err}") from None
     run_dir = Path(cfg.run_dir)
-    dataset = load_items(cfg.dataset)  # DatasetError (could not start) before anything is written
+    dataset = load_task_items(cfg)  # DatasetError (could not start) before anything is written
     save_config(cfg, run_dir, source=source)
     with open_store(run_dir) as store:
         images = prepare_items(cfg, store, dataset)

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from vlmpipe.core.config import ConfigError, RunConfig
-from vlmpipe.core.dataset import Item, load_image, load_items
+from vlmpipe.core.dataset import DatasetError, Item, load_image, load_items
 from vlmpipe.core.images import ImageError, PreparedImage
 from vlmpipe.core.store import Store
 from vlmpipe.tasks import get_task
@@ -16,12 +16,29 @@ from vlmpipe.tasks import get_task
 log = logging.getLogger("vlmpipe")
 
 
+def load_task_items(cfg: RunConfig) -> list[Item]:
+    """The dataset's items, checked against the task as a whole: when the task needs a field (VQA: the question)
+    and no usable item has it, the manifest's column is missing or mapped wrong. That stops the run before it starts
+    (DatasetError) instead of failing every item, one warning each. An item lacking it among others that have it
+    fails alone (:func:`prepare_items`)."""
+    items = load_items(cfg.dataset)
+    task = get_task(cfg.task)
+    usable = [it for it in items if it.error is None]
+    for name in task.required_fields:
+        if usable and all(getattr(it, name, None) in (None, "") for it in usable):
+            sources = ", ".join(str(s.file) for s in cfg.dataset.manifest or []) or str(cfg.dataset.path)
+            raise DatasetError(f"{sources}: task {task.name} needs a {name} per item, and none of the {len(usable)} "
+                               f"usable item(s) has one; name the manifest's column {name!r}, or map it: "
+                               f"dataset.columns: {{{name}: <column>}}")
+    return items
+
+
 def prepare_items(cfg: RunConfig, store: Store, items: list[Item] | None = None) -> dict[str, PreparedImage | str]:
     """Load and normalise every item's image; a bad image fails its item, not the run.
 
     ``items``: the dataset's items when already read (a run reads them before it writes anything, so that a
     dataset that cannot be used leaves no run directory behind)."""
-    items = load_items(cfg.dataset) if items is None else items
+    items = load_task_items(cfg) if items is None else items
     task = get_task(cfg.task)
     root = Path(cfg.dataset.path)
     images: dict[str, PreparedImage | str] = {}
