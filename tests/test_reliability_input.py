@@ -131,6 +131,10 @@ def test_decompression_bomb_is_refused_from_the_header_without_decoding() -> Non
         # an old skeleton key that nothing reads: a value there would silently do nothing (`serving: {}` still loads)
         ({"serving": {"gpu_memory_utilization": 0.5}}, "serving: Value error, a top-level serving section is not "
                                                        "read: how a model is served goes in its own models[i].launch"),
+        # the config's own mistake comes before what the environment lacks (the key was named first, so a user
+        # exported a variable only to learn that the task name was wrong)
+        ({"task": "vqaa", "models": [model("m", "http://127.0.0.1:9/v1", api_key_env="VLMPIPE_TEST_UNSET_KEY")]},
+         "task: unknown task 'vqaa'; known: request, vqa"),
     ],
 )
 def test_bad_config_cannot_start_and_names_the_field(tmp_path: Path, config: dict[str, Any], message: str) -> None:

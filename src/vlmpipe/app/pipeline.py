@@ -95,8 +95,7 @@ def run(config: RunConfig | str | Path, *, show_progress: bool = True, max_time_
     cap = max_time_s if max_time_s is not None else cfg.max_run_time_s
     # could not start (ConfigError) before anything is written or sent
     source = "config" if isinstance(config, RunConfig) else str(config)
-    require_api_keys(cfg, source=source)
-    try:
+    try:  # what the config itself gets wrong first, then what the environment lacks
         task = resolve(cfg)  # the task's instruction, user message and judge mode; an unknown task stops here
         enabled_metrics(cfg)  # an unknown metric name was found only after every generation had been sent
         if cfg.judge.enabled:  # and so were judge settings that cannot work
@@ -105,6 +104,7 @@ def run(config: RunConfig | str | Path, *, show_progress: bool = True, max_time_
             check_judge_settings(cfg, task=task)
     except ConfigError as err:
         raise ConfigError(f"{source}: {err}") from None
+    require_api_keys(cfg, source=source)
     run_dir = Path(cfg.run_dir)
     dataset = load_task_items(cfg)  # DatasetError (could not start) before anything is written
     save_config(cfg, run_dir, source=source)

@@ -260,11 +260,11 @@ def run_bench(config: RunConfig | str | Path, settings: BenchSettings | None = N
     cfg = config if isinstance(config, RunConfig) else load_config(config)
     settings = settings or BenchSettings()
     source = "config" if isinstance(config, RunConfig) else str(config)
-    require_api_keys(cfg, references=False, judge=False, source=source)
     try:
         resolve(cfg)
     except ConfigError as err:
         raise ConfigError(f"{source}: {err}") from None
+    require_api_keys(cfg, references=False, judge=False, source=source)
     run_dir = Path(cfg.run_dir)
     dataset = load_task_items(cfg)  # DatasetError (could not start) before anything is written
     save_config(cfg, run_dir, source=source)
