@@ -63,6 +63,18 @@ def test_planted_invented_amount() -> None:
     assert score["hallucinated_numbers"] == (1.0, ["43"])
 
 
+def test_a_numbered_lists_numbers_are_not_invented_but_a_sources_numbering_is_a_source() -> None:
+    steps = "1. Откройте раздел «Лимиты»\n2) Нажмите «Повысить»"
+    assert keys(steps) == []  # numbering at the start of a line, not facts
+    assert ground(steps, [], FactIndex.of("Лимиты"))["hallucinated_numbers"] == (0.0, [])
+    # The screenshot's «9. Про переводы и лимиты» reaches the OCR baseline's request mid-line («…Настройки; 9. Про
+    # переводы…»), where it is a number: the OCR text, as a source, has that 9 (it counted as invented before).
+    ocr = "Главная Настройки\n9. Про переводы и лимиты >"
+    request = "У меня на экране написано: «Главная Настройки; 9. Про переводы и лимиты >»"
+    assert ground(request, [], FactIndex.of(ocr))["hallucinated_numbers"] == (0.0, [])
+    assert ground(request, [], FactIndex.of("Главная Настройки"))["hallucinated_numbers"] == (1.0, ["9"])
+
+
 def test_ocr_text_grounds_a_number(tmp_path) -> None:
     # 360 is not in the reference but is on the screenshot: grounded by the OCR text.
     items = {"a": {"reference": "Не хватает средств на карте", "ocr_text": "Недостаточно средств\n360 ₽"}}

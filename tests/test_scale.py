@@ -117,7 +117,14 @@ def test_batched_ocr_reads_what_one_by_one_reads(tmp_path: Path) -> None:
     Image.open(files[0]).convert("RGBA").save(rgba)
     broken = tmp_path / "broken.png"
     broken.write_bytes(b"\x89PNG not really")
-    paths = [*files, rgba, broken, files[1]]
+    # a resolution in the file: Tesseract uses it when it reads the file itself, and ocr_lines' copy has none. On
+    # these screenshots a 300-dpi header changes what Tesseract reads, so handing such a file over as it is made
+    # the grounding OCR disagree with the OCR baseline (which then "invented" the numbers it had read).
+    with_dpi = tmp_path / "dpi300.png"
+    Image.open(files[0]).save(with_dpi, dpi=(300, 300))
+    jpeg_dpi = tmp_path / "dpi300.jpg"
+    Image.open(files[2]).convert("RGB").save(jpeg_dpi, quality=95, dpi=(300, 300))
+    paths = [*files, rgba, broken, files[1], with_dpi, jpeg_dpi]
     expected = []
     for p in paths:
         try:

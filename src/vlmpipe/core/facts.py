@@ -99,10 +99,11 @@ def _date_key(d: int, m: int, y: str | None) -> str | None:
 _ENUMERATOR = regex.compile(r"(?m)^[ \t]*\d{1,2}[.)](?=[ \t]+\S)")
 
 
-def find_mentions(text: str) -> list[Mention]:
+def find_mentions(text: str, *, numbering: bool = False) -> list[Mention]:
     """Every numeric fact in ``text``, longest first where spans overlap (a date is not also a number); the numbers of
-    a numbered list are not facts."""
-    taken: list[tuple[int, int]] = [m.span() for m in _ENUMERATOR.finditer(text)]
+    a numbered list are not facts unless ``numbering`` (a source's numbers: a screenshot's «9. Про переводы» may
+    reach an answer in the middle of a line, where it is no longer numbering)."""
+    taken: list[tuple[int, int]] = [] if numbering else [m.span() for m in _ENUMERATOR.finditer(text)]
     found: list[tuple[int, Mention]] = []
 
     def free(a: int, b: int) -> bool:
@@ -154,10 +155,11 @@ class FactIndex:
 
     @classmethod
     def of(cls, *texts: str | None) -> FactIndex:
+        """The index of source texts: every number they show counts, a numbered list's numbering included."""
         idx = cls()
         for t in texts:
             if t:
-                idx.add(find_mentions(t))
+                idx.add(find_mentions(t, numbering=True))
         return idx
 
     def add(self, mentions: list[Mention]) -> None:

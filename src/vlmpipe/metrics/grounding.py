@@ -126,7 +126,8 @@ class Grounding(Metric):
         return f"no references or key facts in this run, and no OCR text ({why})"
 
     def version(self, ctx: ScoreContext) -> str:
-        return f"2:ocr={'on' if _ocr_enabled(ctx)[0] else 'off'}"  # 2: a numbered list's numbers are not facts
+        # 2: a numbered list's numbers are not facts; 3: but a source's numbering is a source
+        return f"3:ocr={'on' if _ocr_enabled(ctx)[0] else 'off'}"
 
     def prepare(self, ctx: ScoreContext, items: set[str]) -> None:
         if _ocr_enabled(ctx)[0]:
