@@ -82,3 +82,49 @@ def test_compare_with_a_broken_summary_is_a_clear_error(imported_pair: tuple[Pat
     text = " ".join(res.stderr.split())
     assert f"{broken}: not valid JSON" in text
     assert f"run `vlmpipe report {tmp_path / 'b'}` to write it again" in text
+
+
+def test_compare_says_how_the_runs_differ_besides_their_models(imported_pair: tuple[Path, Path],
+                                                               tmp_path: Path) -> None:
+    """Two runs of the OCR baseline over the same three screenshots: screen annotation, and VQA with two questions
+    on one of them. The same field measures different things in them, and the console, compare.json and
+    compare.html say so; two runs of one task over the same data (the imported pair) get no note."""
+    from html import unescape
+
+    from reliability_helpers import make_images, write_config, write_manifest
+
+    shots = tmp_path / "shots"
+    names = make_images(shots, 3)
+    write_manifest(shots, [{"image": names[0], "question": "Что на экране?", "reference": "Ошибка."},
+                           {"image": names[0], "question": "Какой цвет?", "reference": "Синий."},
+                           {"image": names[1], "question": "Что делать?", "reference": "Повторить."},
+                           {"image": names[2], "question": "Где кнопка?", "reference": "Внизу."}], "qa.jsonl")
+    ocr = [{"name": "ocr", "provider": "ocr"}]
+    runs = tmp_path / "runs"
+    request = write_config(tmp_path / "request.yaml", shots, ocr, name="request")
+    vqa = write_config(tmp_path / "vqa.yaml", shots, ocr, name="vqa", task="vqa",
+                       dataset={"path": str(shots), "manifest": str(shots / "qa.jsonl")})
+    for config in (request, vqa):
+        res = CliRunner().invoke(app, ["run", str(config), "--quiet"])
+        assert res.exit_code == 0, res.output
+    out = tmp_path / "cmp"
+    res = CliRunner().invoke(app, ["compare", str(runs / "request"), str(runs / "vqa"), "--out", str(out)],
+                             env={"COLUMNS": "400"})
+    assert res.exit_code == 0, res.output
+    prompts = [read_summary(runs / name).run.prompt_hash for name in ("request", "vqa")]
+    notes = [
+        "A is a request run and B a vqa run: the same field measures different things in them (other prompts, "
+        "references and judge); compare runs of one task.",
+        f"The two runs used different prompts (prompt hash {prompts[0]} in A, {prompts[1]} in B): a difference may "
+        "come from the prompt, not the model.",
+        "A has 3 screenshots, B 4 items on 3 screenshots: the runs are not over the same data, and a difference may "
+        "come from the screenshots.",
+    ]
+    assert all(f"note: {n}" in res.output for n in notes), res.output
+    assert json.loads((out / "compare.json").read_text())["notes"] == notes
+    html = unescape((out / "compare.html").read_text(encoding="utf-8"))
+    assert all(f'<p class="error note">{n}</p>' in html for n in notes)
+    assert "<tr><th>task</th><td>request</td><td>vqa</td></tr>" in html
+    a, b = imported_pair
+    assert compare_runs(a, b).notes == []
+    assert "note:" not in CliRunner().invoke(app, ["compare", str(a), str(b)], env={"COLUMNS": "200"}).output

@@ -114,6 +114,8 @@ class Comparison(BaseModel):
         default_factory=dict, description="{model in both runs: {field: Compared}}, catalogue fields first")
     only_a: list[str] = Field(default_factory=list)
     only_b: list[str] = Field(default_factory=list)
+    notes: list[str] = Field(default_factory=list, description="how the two runs differ besides their models: "
+                             "task, prompts, screenshots (a difference may come from these)")
 
     def to_dict(self) -> dict[str, Any]:
         """``compare.json``: a field's interval keys only where both runs have its interval; ``summary_written`` only
@@ -148,7 +150,26 @@ def compare_summaries(a: RunSummary, b: RunSummary, *, name_a: str = "A", name_b
         models[m] = metrics
     return Comparison(
         a=ComparedRun(name=name_a, run=a.run), b=ComparedRun(name=name_b, run=b.run), models=models,
-        only_a=[m for m in a.names() if m not in b.models], only_b=[m for m in b.names() if m not in a.models])
+        only_a=[m for m in a.names() if m not in b.models], only_b=[m for m in b.names() if m not in a.models],
+        notes=differences(a.run, b.run))
+
+
+def differences(a: RunInfo, b: RunInfo) -> list[str]:
+    """What, besides the models, differs between the runs and may explain a difference in their numbers."""
+    notes = []
+    if a.task != b.task:
+        notes.append(f"A is a {a.task} run and B a {b.task} run: the same field measures different things in them "
+                     "(other prompts, references and judge); compare runs of one task.")
+    if a.prompt_hash and b.prompt_hash and a.prompt_hash != b.prompt_hash:
+        notes.append(f"The two runs used different prompts (prompt hash {a.prompt_hash} in A, {b.prompt_hash} in B): "
+                     "a difference may come from the prompt, not the model.")
+    shots_a, shots_b = a.screenshots or a.items, b.screenshots or b.items
+    if (a.items, shots_a) != (b.items, shots_b):
+        def size(r: RunInfo, shots: int) -> str:
+            return f"{r.items} items on {shots} screenshots" if r.items != shots else f"{r.items} screenshots"
+        notes.append(f"A has {size(a, shots_a)}, B {size(b, shots_b)}: the runs are not over the same data, and a "
+                     "difference may come from the screenshots.")
+    return notes
 
 
 def compare_runs(run_a: str | Path, run_b: str | Path) -> Comparison:

@@ -196,6 +196,8 @@ def compare(
     except (FileNotFoundError, ValueError) as err:
         _fail_start(str(err))
     console.print(f"A = {run_a}\nB = {run_b}", highlight=False)
+    for note in result.notes:
+        console.print(f"[yellow]note:[/yellow] {escape(note)}", highlight=False)
     if result.models:
         console.print(compare_table(result, None if all_fields else headline()))
     else:

@@ -41,7 +41,7 @@ def model_rows(metrics: dict[str, Compared], fields: list[str]) -> list[dict[str
 def side(s: ComparedRun, label: str) -> dict[str, Any]:
     run = s.run
     return {"label": label, "given": s.name, "name": run.name, "written": s.summary_written or "unknown",
-            "items": run.items, "repeats": run.repeats, "prompt_hash": run.prompt_hash}
+            "items": run.items, "repeats": run.repeats, "prompt_hash": run.prompt_hash, "task": run.task}
 
 
 def directions(fields: list[str]) -> dict[str, list[str]]:
@@ -60,6 +60,5 @@ def render_compare(result: Comparison, fields: list[str]) -> str:
     models = [{"name": m, "rows": model_rows(metrics, fields)} for m, metrics in result.models.items()]
     return environment().get_template("compare.html.j2").render(
         csp=content_security_policy(None), a=a, b=b, models=models, better=directions(fields),
-        prompts_differ=bool(a["prompt_hash"] and b["prompt_hash"] and a["prompt_hash"] != b["prompt_hash"]),
-        only_a=result.only_a, only_b=result.only_b)
+        notes=result.notes, only_a=result.only_a, only_b=result.only_b)
 
