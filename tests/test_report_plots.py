@@ -66,7 +66,7 @@ def test_interval_plot_draws_both_intervals_of_the_summary(peer_run: Path) -> No
     cluster, naive = _lines(ax, CLUSTER_STYLE), _lines(ax, NAIVE_STYLE)
     assert cluster == [tuple(data["models"][n]["fields"]["chrf_mean"]["ci95"]) for n in names]
     assert naive == [tuple(data["models"][n]["fields"]["chrf_mean"]["ci95_naive"]) for n in names]
-    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
     assert legend == [CLUSTER_STYLE["label"], NAIVE_STYLE["label"]]
     assert "cluster bootstrap over screenshots" in legend[0] and "naive" in legend[1]
     assert title == "chrF: value and 95% intervals per model" and "higher is better" in ax.get_xlabel()
@@ -86,6 +86,27 @@ def test_lower_is_better_is_noted(planted: Any) -> None:
     fig, title = interval_plot(read_summary(planted.run_dir), field("perplexity_mean"))
     assert title.endswith("(lower is better)") and "lower is better" in fig.axes[0].get_title()
     plt.close(fig)
+
+
+def test_a_long_description_wraps_and_the_legend_stays_below_it(imported_pair: tuple[Path, Path]) -> None:
+    """A field's description (a plugin's may be long) is the axis label; it wraps, and the legend is placed below
+    it instead of over it (the judge ratio's two-line label used to run into the legend)."""
+    from dataclasses import replace
+
+    a, _b = imported_pair
+    summary = read_summary(a)
+    for words in (2, 60):
+        f = replace(field("chrf_mean"), description=" ".join(["character n-gram F-score"] * words))
+        fig, _ = interval_plot(summary, f)
+        fig.canvas.draw()
+        renderer = fig.canvas.get_renderer()
+        ax = fig.axes[0]
+        label = ax.xaxis.label.get_window_extent(renderer)
+        box = ax.get_legend().get_window_extent(renderer)
+        lines = ax.xaxis.label.get_text().count("\n") + 1
+        assert lines == (1 if words == 2 else 15)  # 60 × 25 characters at 110 a line
+        assert box.y1 <= label.y0, (words, box, label)  # window coordinates: the legend's top below the label
+        plt.close(fig)
 
 
 def test_technical_table_is_the_technical_fields(planted: Any) -> None:

@@ -18,6 +18,7 @@ Each plot is drawn only when the run has its numbers: a field that is absent is 
 from __future__ import annotations
 
 import logging
+import textwrap
 import warnings
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
@@ -188,10 +189,14 @@ def interval_plot(summary: RunSummary, f: SummaryField) -> Drawn:
     lo, hi = ax.get_xlim()
     ax.set_xlim(lo, hi + 0.3 * (hi - lo))  # room for the labels right of the intervals
     direction = _direction(f)
-    ax.set_xlabel(f.title + (f" ({direction})" if direction else "") + (f": {f.description}" if f.description
-                                                                         else ""), wrap=True)
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16 if len(names) < 4 else -0.1), ncol=1, fontsize=7,
-              frameon=False)
+    label = f.title + (f" ({direction})" if direction else "") + (f": {f.description}" if f.description else "")
+    ax.set_xlabel(textwrap.fill(label, 110))
+    # the legend goes right below the axis label, however many lines a field's description (a plugin's) takes and
+    # however long the model names are (the saved figure grows to fit: bbox_inches="tight")
+    fig.canvas.draw()
+    below = ax.xaxis.label.get_window_extent(fig.canvas.get_renderer()).y0
+    top = ax.transAxes.inverted().transform((0, below))[1]
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, top - 0.02), ncol=1, fontsize=7, frameon=False)
     note = " — lower is better" if f.higher_is_better is False else ""
     ax.set_title(f"{f.label} per model with 95% intervals{note}")
     return fig, f"{f.label}: value and 95% intervals per model" + (" (lower is better)" if note else "")
