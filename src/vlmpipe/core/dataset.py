@@ -200,16 +200,19 @@ def _check_columns(read: list[tuple[Path, list[str], bool]], columns: dict[str, 
         where = ", ".join(str(path) for path, _, _ in read)
         close = difflib.get_close_matches(source, header, n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
-        listed = ", ".join(repr(c) for c in header) or "none"
         which = "this manifest does not have" if len(read) == 1 else "none of these manifests has"
         raise DatasetError(f"{where}: dataset.columns.{canonical} names the column {source!r}, which {which}{hint} "
-                           f"(columns: {listed})")
+                           f"(columns: {_listed(header)})")
     image = columns.get("image", "image")
     for path, header, _ in read:
         if image not in header and "image" not in header:
-            listed = ", ".join(repr(c) for c in header) or "none"
             raise DatasetError(f"{path}: no column {image!r} with the screenshot's file name (its columns: "
-                               f"{listed}); name the column 'image', or map it: dataset.columns: {{image: <column>}}")
+                               f"{_listed(header)}); name the column 'image', or map it: dataset.columns: "
+                               "{image: <column>}")
+
+
+def _listed(header: list[str]) -> str:
+    return ", ".join(repr(c) for c in header) or "none"
 
 
 def _mapped(raw: dict[str, object], columns: dict[str, str]) -> dict[str, object]:

@@ -12,8 +12,14 @@ from vlmpipe.core.dataset import DatasetError, Item, load_image, load_items
 from vlmpipe.core.images import ImageError, PreparedImage
 from vlmpipe.core.store import Store
 from vlmpipe.tasks import get_task
+from vlmpipe.tasks.base import Task
 
 log = logging.getLogger("vlmpipe")
+
+
+def missing_fields(task: Task, item: Item) -> list[str]:
+    """The task's required fields this item lacks (absent or empty)."""
+    return [f for f in task.required_fields if getattr(item, f, None) in (None, "")]
 
 
 def load_task_items(cfg: RunConfig) -> list[Item]:
@@ -25,7 +31,7 @@ def load_task_items(cfg: RunConfig) -> list[Item]:
     task = get_task(cfg.task)
     usable = [it for it in items if it.error is None]
     for name in task.required_fields:
-        if usable and all(getattr(it, name, None) in (None, "") for it in usable):
+        if usable and all(name in missing_fields(task, it) for it in usable):
             sources = ", ".join(str(s.file) for s in cfg.dataset.manifest or []) or str(cfg.dataset.path)
             raise DatasetError(f"{sources}: task {task.name} needs a {name} per item, and none of the {len(usable)} "
                                f"usable item(s) has one; name the manifest's column {name!r}, or map it: "
@@ -48,7 +54,7 @@ def prepare_items(cfg: RunConfig, store: Store, items: list[Item] | None = None)
         row: dict[str, Any] = {"id": it.id, "image": it.image, "reference": it.reference, "facts": it.facts,
                                "question": it.question, "answerable": it.answerable, "tags": it.tags,
                                "fields": it.fields, "screenshot": task.screenshot_of(it.id, it.image)}
-        missing = [f for f in task.required_fields if getattr(it, f, None) in (None, "")]
+        missing = missing_fields(task, it)
         if it.error is None and missing:
             it.error = f"no {', '.join(missing)} (task {task.name} needs it)"
         if it.error is None:
